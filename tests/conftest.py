@@ -1,0 +1,25 @@
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def medtrain(*args, cwd=None, env=None, check=False, timeout=900):
+    "Run the real CLI in a subprocess (`python -m medtrain ...`); returns the CompletedProcess."
+    e = {**os.environ, 'MPLBACKEND': 'Agg', **(env or {})}
+    r = subprocess.run([sys.executable, '-m', 'medtrain', *map(str, args)], cwd=cwd, env=e,
+                       capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"medtrain {' '.join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+@pytest.fixture
+def cli(): return medtrain
+
+TINY = ['data.synthetic.n_images=160', 'data.synthetic.image_size=32', 'data.size=32', 'train.epochs=2',
+        'train.bs=32', 'train.device=cpu', 'data.synthetic.majority=0.4']
+
+@pytest.fixture
+def tiny_sets(tmp_path):
+    "`--set` arguments for a tiny synthetic run whose data lives in tmp_path."
+    return [a for kv in TINY + [f'data.path={tmp_path}/data'] for a in ('--set', kv)]
