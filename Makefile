@@ -26,12 +26,12 @@ demo: install
 	echo ">> run dir: $(RUN_DIR)   test report: $(RUN_DIR)/test/report.html   test metrics: $(RUN_DIR)/test/metrics.json"
 
 test: install
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow
 	$(BIN)/pytest -ra
 
 export: install
-	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
+	$(BIN)/nbdev_export
 	$(BIN)/python tools/readme.py
 
 readme: install

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/13_main.ipynb #c1397fd9
+# %% ../nbs/13_main.ipynb #ca8d0396
 #| eval: false
 import sys
 from .cli import main

@@ -1,0 +1,32 @@
+"Training options from the config compose in one real run, and a divergence stops with a clear message."
+import json, os
+from pathlib import Path
+import pandas as pd
+
+HERE = Path(__file__).parent
+
+def test_options_compose(cli, tmp_path, tiny_sets):
+    opts = ['augment.mixup=0.4', 'train.loss=focal', 'train.loss_kwargs={gamma: 1.5}', 'train.accumulate=2',
+            'train.clip=1.0', 'train.schedule=cosine', 'train.opt=sgd', 'train.epochs=4',
+            'train.early_stopping={monitor: valid_loss, patience: 1}', 'train.precision=bf16']
+    r = cli('train', *tiny_sets, *[a for o in opts for a in ('--set', o)], '--run-dir', tmp_path/'run', '--quiet', check=True)
+    hist = pd.read_csv(tmp_path/'run'/'history.csv')
+    assert 1 <= len(hist) <= 4 and hist.train_loss.notna().all()
+    info = json.loads((tmp_path/'run'/'run.json').read_text())
+    assert info['status'] == 'finished' and info['epochs'] == len(hist)
+    assert (tmp_path/'run'/'model'/'model.safetensors').exists()
+
+def test_divergence_stops_with_a_message(cli, tmp_path, tiny_sets):
+    env = {'PYTHONPATH': f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = cli('train', *tiny_sets, '--set', 'train.loss=custom_losses:NanAfter', '--set', 'train.loss_kwargs={n: 7}',
+            '--run-dir', tmp_path/'run', '--quiet', env=env)
+    assert r.returncode == 4, r.stderr
+    # 160 images → ~112 train at bs 32 = 4 batches an epoch (drop_last): call 7 is epoch 2, batch 3
+    assert 'training diverged: loss is nan at epoch 2, batch 3' in r.stderr, r.stderr
+    info = json.loads((tmp_path/'run'/'run.json').read_text())
+    assert info['status'] == 'failed' and 'diverged' in info['error']
+    assert (tmp_path/'run'/'checkpoints'/'best.pth').exists()      # epoch 1's checkpoint survives
+
+def test_unknown_loss_exits_2(cli, tmp_path, tiny_sets):
+    r = cli('train', *tiny_sets, '--set', 'train.loss=focall', '--run-dir', tmp_path/'run')
+    assert r.returncode == 2 and 'did you mean focal' in r.stderr
