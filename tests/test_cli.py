@@ -31,7 +31,7 @@ def test_bad_set_and_env_override_exit_2(cli):
 def test_missing_files_exit_2(cli, tmp_path):
     assert cli('train', '--config', tmp_path/'nope.yaml').returncode == 2
     r = cli('train', '--set', 'data.source=folder', '--set', f'data.path={tmp_path}/no-such-folder')
-    assert r.returncode == 2 and 'data' in r.stderr and 'no-such-folder' in r.stderr
+    assert r.returncode == 2 and 'data.path: no such file' in r.stderr and 'no-such-folder' in r.stderr
     r = cli('train', '--set', f'model.pretrained={tmp_path}/w.safetensors')
     assert r.returncode == 2 and 'model.pretrained' in r.stderr
 
