@@ -18,7 +18,7 @@ def test_options_compose(cli, tmp_path, tiny_sets):
 
 def test_divergence_stops_with_a_message(cli, tmp_path, tiny_sets):
     env = {'PYTHONPATH': f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    r = cli('train', *tiny_sets, '--set', 'train.loss=custom_losses:NanAfter', '--set', 'train.loss_kwargs={n: 7}',
+    r = cli('train', *tiny_sets, '--set', 'train.loss=plugins:NanAfter', '--set', 'train.loss_kwargs={n: 7}',
             '--run-dir', tmp_path/'run', '--quiet', env=env)
     assert r.returncode == 4, r.stderr
     # 160 images → ~112 train at bs 32 = 4 batches an epoch (drop_last): call 7 is epoch 2, batch 3

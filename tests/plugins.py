@@ -1,4 +1,4 @@
-"Losses loaded by import path in tests (`train.loss: custom_losses:...`)."
+"Objects the tests load by import path from the config (`train.loss: plugins:NanAfter`, `train.callbacks: [plugins:SlowBatches]`)."
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -14,3 +14,12 @@ class NanAfter(nn.Module):
         return loss * float('nan') if self.calls >= self.n else loss
     def activation(self, x): return F.softmax(x, -1)
     def decodes(self, x): return x.argmax(-1)
+
+import time
+from fastai.callback.core import Callback
+
+class SlowBatches(Callback):
+    "Sleep after each training batch, so that a test can kill the process in the middle of an epoch."
+    def __init__(self, seconds: float = 0.4): self.seconds = seconds
+    def after_batch(self):
+        if self.training: time.sleep(self.seconds)
