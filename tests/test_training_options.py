@@ -30,3 +30,13 @@ def test_divergence_stops_with_a_message(cli, tmp_path, tiny_sets):
 def test_unknown_loss_exits_2(cli, tmp_path, tiny_sets):
     r = cli('train', *tiny_sets, '--set', 'train.loss=focall', '--run-dir', tmp_path/'run')
     assert r.returncode == 2 and 'did you mean focal' in r.stderr
+
+def test_out_of_memory_recovery_keeps_the_run(cli, tmp_path, tiny_sets):
+    "An (injected) out-of-memory error on batches above 8: the run halves its micro-batch twice and finishes."
+    r = cli('train', *tiny_sets, '--set', 'train.callbacks=[medtrain.oom:InjectOOM]', '--run-dir', tmp_path/'run', check=True)
+    assert 'out of memory at epoch 1, batch 1: micro-batch 32 → 16' in r.stdout
+    assert 'micro-batch 16 → 8, 4 micro-batches per step (effective batch 32 unchanged)' in r.stdout
+    info = json.loads((tmp_path/'run'/'run.json').read_text())
+    assert info['status'] == 'finished'
+    assert [e['micro_batch'] for e in info['oom_recoveries']] == [16, 8]
+    assert len(pd.read_csv(tmp_path/'run'/'history.csv')) == 2
