@@ -8,7 +8,7 @@ HERE = Path(__file__).parent
 def _sets(tmp_path):
     opts = ['data.synthetic.n_images=200', 'data.synthetic.image_size=32', 'data.size=32', 'data.synthetic.majority=0.4',
             f'data.path={tmp_path}/data', 'model.arch=medcnn_small', 'train.epochs=3', 'train.bs=16', 'train.device=cpu',
-            'augment.mixup=0.4', 'train.checkpoint_every=2', 'train.callbacks=[plugins:SlowBatches]']
+            'augment.mixup=0.4', 'train.ema=0.9', 'train.checkpoint_every=2', 'train.callbacks=[plugins:SlowBatches]']
     return [a for o in opts for a in ('--set', o)]
 
 def _env(): return {**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONPATH': f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
