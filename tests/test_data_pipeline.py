@@ -1,0 +1,105 @@
+"Issue B through the real CLI: bad files skipped or fatal, DICOM and shard sources trained on, manifests verified, suspects found."
+import json, shutil
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+from medtrain.config import SyntheticConfig
+from medtrain.data import make_synthetic, write_dicom
+
+SMALL = ['data.size=32', 'train.epochs=1', 'train.bs=32', 'train.device=cpu', 'data.valid_pct=0.2', 'data.test_pct=0.2']
+def _sets(*kv): return [a for x in SMALL + list(kv) for a in ('--set', x)]
+
+@pytest.fixture
+def folder_with_bad_files(tmp_path):
+    "120 good synthetic images in class folders, plus one bad file of four kinds."
+    df = make_synthetic(tmp_path/'syn', SyntheticConfig(n_images=120, image_size=32, majority=0.4, n_classes=3), seed=0, progress=False)
+    root = tmp_path/'scans'
+    for i, (p, lbl) in enumerate(zip(df.path, df.label)):
+        (root/lbl).mkdir(parents=True, exist_ok=True); shutil.copy(p, root/lbl/f'{i}.png')
+    cls = sorted(df.label.unique())[0]
+    (root/cls/'empty.png').write_bytes(b'')
+    (root/cls/'cut.png').write_bytes((root/cls/next(f.name for f in (root/cls).iterdir() if f.stat().st_size > 500)).read_bytes()[:300])
+    (root/cls/'report.png').write_bytes(b'<html>404 not found</html>')
+    Image.new('RGB', (300, 300)).save(root/cls/'huge.png')
+    return root
+
+def test_scan_cli_names_every_bad_file(cli, tmp_path, folder_with_bad_files):
+    r = cli('data', 'scan', folder_with_bad_files, '--out', tmp_path/'rep.csv', '--max-pixels', 200 * 200, '--quiet', check=True)
+    assert 'scanned 124 files: 120 good, 4 bad' in r.stdout, r.stdout
+    rep = pd.read_csv(tmp_path/'rep.csv')
+    bad = dict(zip(rep.path.map(lambda p: p.rsplit('/', 1)[-1]), rep.problem))
+    assert {k: bad[k] for k in ('empty.png', 'cut.png', 'report.png', 'huge.png')} == \
+        {'empty.png': 'zero-byte', 'cut.png': 'truncated', 'report.png': 'not an image', 'huge.png': 'too large'}
+    assert cli('data', 'scan', folder_with_bad_files, '--out', tmp_path/'r2.csv', '--max-pixels', 200 * 200, '--strict', '--quiet').returncode == 3
+
+def test_training_skips_bad_files_or_stops(cli, tmp_path, folder_with_bad_files):
+    common = _sets('data.source=folder', f'data.path={folder_with_bad_files}', 'data.max_pixels=40000')
+    r = cli('train', *common, '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    bad = pd.read_csv(tmp_path/'run'/'bad_files.csv')
+    assert sorted(bad.problem) == ['not an image', 'too large', 'truncated', 'zero-byte']
+    assert json.loads((tmp_path/'run'/'run.json').read_text())['n_images'] == 120
+    r = cli('train', *common, '--set', 'data.bad_files=fail', '--run-dir', tmp_path/'run2', '--quiet')
+    assert r.returncode == 3 and '4 bad image(s)' in r.stderr and 'data.bad_files=skip' in r.stderr, r.stderr
+
+def test_train_on_dicom_folder(cli, tmp_path):
+    "Two classes of 16-bit CT-like DICOM slices that differ in tissue value; the model must separate them."
+    rng = np.random.default_rng(0)
+    for c, hu in (('fat', -100), ('liver', 60)):
+        (tmp_path/'dcm'/c).mkdir(parents=True)
+        for i in range(40):
+            a = (rng.normal(0, 20, (32, 32)) + hu + 1024).clip(0, 4095).astype(np.uint16)
+            write_dicom(tmp_path/'dcm'/c/f'{i}.dcm', a, intercept=-1024, window=(40, 400), patient_id=f'{c}{i}')
+    r = cli('train', *_sets('data.source=folder', f'data.path={tmp_path}/dcm', 'train.epochs=3', 'model.arch=medcnn_small', 'train.lr=0.01'),
+            '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path/'run'/'model'/'model.json').read_text())
+    assert meta['n_in'] == 1                                          # grayscale detected from the DICOM header
+    assert json.loads((tmp_path/'run'/'metrics.json').read_text())['accuracy'] >= 0.9
+
+def test_shard_then_train_from_shards(cli, tmp_path):
+    make_synthetic(tmp_path/'syn', SyntheticConfig(n_images=100, image_size=32, n_classes=3, majority=0.4), seed=0, progress=False)
+    r = cli('data', 'shard', tmp_path/'syn'/'manifest.csv', tmp_path/'shards', '--shard-size', 40, '--quiet', check=True)
+    assert '100 images → 3 shard(s)' in r.stdout
+    r = cli('train', *_sets('data.source=shards', f'data.path={tmp_path}/shards'), '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    sp = pd.read_csv(tmp_path/'run'/'splits.csv')
+    assert sp.path.str.contains(r'\.tar#').all() and sp.groupby('patient_id').split.nunique().max() == 1
+
+def test_manifest_and_verify(cli, tmp_path):
+    make_synthetic(tmp_path/'d', SyntheticConfig(n_images=60, image_size=24), seed=0, progress=False)
+    r = cli('data', 'manifest', tmp_path/'d'/'manifest.csv', '--out', tmp_path/'d'/'dataset.csv', '--folds', 3, '--quiet', check=True)
+    assert 'dataset version' in r.stdout
+    m = pd.read_csv(tmp_path/'d'/'dataset.csv')
+    assert {'sha256', 'size', 'label', 'patient_id', 'split', 'fold'} <= set(m.columns)
+    assert set(m[m.split != 'test'].fold) == {0, 1, 2} and m.groupby('patient_id').fold.nunique().max() == 1
+    assert cli('data', 'verify', tmp_path/'d'/'dataset.csv', '--quiet').returncode == 0
+    files = sorted((tmp_path/'d').rglob('*.png'))
+    files[0].unlink(); files[1].write_bytes(files[1].read_bytes() + b'x'); shutil.copy(files[2], tmp_path/'d'/'extra.png')
+    r = cli('data', 'verify', tmp_path/'d'/'dataset.csv', '--quiet')
+    assert r.returncode == 1 and '3 difference(s): ' in r.stdout and all(k in r.stdout for k in ('1 removed', '1 changed', '1 added')), r.stdout
+
+def test_planted_duplicate_leak_is_caught(cli, tmp_path):
+    df = make_synthetic(tmp_path/'d', SyntheticConfig(n_images=60, image_size=24), seed=0, progress=False)
+    m = pd.read_csv(tmp_path/'d'/'manifest.csv')
+    m['split'] = ['train'] * 40 + ['valid'] * 10 + ['test'] * 10
+    m['patient_id'] = [f'x{i}' for i in range(len(m))]                    # no patient leak: only the image is shared
+    shutil.copy(tmp_path/'d'/m.path[0], tmp_path/'d'/'copy.png')      # the same image again, now in the test split
+    m = pd.concat([m, m.iloc[[0]].assign(path='copy.png', split='test', patient_id='someone-else')])
+    m.to_csv(tmp_path/'d'/'leaky.csv', index=False)
+    r = cli('train', *_sets('data.source=csv', f'data.path={tmp_path}/d/leaky.csv'), '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode != 0 and 'appear in more than one split (same SHA-256)' in r.stderr, r.stderr
+
+def test_suspects_finds_flipped_labels(cli, tmp_path):
+    "Synthetic data with 20% flipped labels: the flagged validation images are mostly the flipped ones."
+    sets = _sets(f'data.path={tmp_path}/data', 'data.synthetic.n_images=600', 'data.synthetic.image_size=32', 'data.synthetic.noise=0.2',
+                 'data.synthetic.majority=0.4', 'train.epochs=6', 'data.valid_pct=0.4')
+    cli('train', *sets, '--run-dir', tmp_path/'run', '--quiet', check=True)
+    r = cli('data', 'suspects', tmp_path/'run', '--quiet', check=True)
+    assert 'likely mislabeled of' in r.stdout and (tmp_path/'run'/'suspects.png').exists()
+    sus = pd.read_csv(tmp_path/'run'/'suspects.csv')
+    sp = pd.read_csv(tmp_path/'run'/'splits.csv')
+    valid = sp[sp.split == 'valid']
+    flipped = set(valid.path[valid.label != valid.clean_label])
+    base = len(flipped) / len(valid)
+    precision = sus.path.isin(flipped).mean()
+    assert len(sus) >= 5 and precision > 2 * base, (len(sus), precision, base)
