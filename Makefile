@@ -54,7 +54,8 @@ docs: install
 LAB_PORT ?= 8888
 lab: install
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (medtrain .venv)" >/dev/null
-	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --notebook-dir=. --port $(LAB_PORT) --ServerApp.default_url=/lab/tree/nbs/index.ipynb
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --notebook-dir=. --port $(LAB_PORT) --ServerApp.default_url=/lab/tree/nbs/index.ipynb \
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Re-run the numbered notebooks in place so they keep their small teaching outputs (plots, tables), then nbdev_clean.
 outputs: install

@@ -210,6 +210,7 @@ def process_notebook(src: Path, dst: Path, depth: int, urlmap: dict):
                     v = o['data']['text/markdown']
                     o['data']['text/markdown'] = rewrite(''.join(v) if isinstance(v, list) else v)
         elif c.cell_type == 'markdown':  # code or a link in a heading leaves an empty entry in mkdocs-jupyter's page contents
+            c.source = re.sub(r'\]\(([^):\s]+)\.ipynb(#[^)]*)?\)', r'](\1.html\2)', c.source)  # notebook links -> pages, as Quarto does
             c.source = re.sub(r'^(#+ .*)$', lambda m: re.sub(r'\[`([^`]+)`\]\([^)]*\)', r'\1', m.group(1)).replace('`', ''), rewrite(c.source), flags=re.M)
         cells.append(c)
     nb.cells = cells
