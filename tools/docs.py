@@ -75,6 +75,7 @@ def doc_markdown(obj, name: str, anchor: str, heading='###') -> str:
         finally:
             if inherited: obj.__doc__ = None
         md = re.sub(r'^---\s*', '', md)
+        if inspect.isclass(obj): md = md.replace(f'```python\ndef {name}(', f'```python\nclass {name}(', 1)
         md = re.sub(r'\)\{target="_blank"[^}]*\}', ')', md)  # Quarto-only link attributes
         try:
             line = inspect.getsourcelines(inspect.unwrap(obj))[1]
@@ -187,7 +188,7 @@ def process_notebook(src: Path, dst: Path, depth: int, urlmap: dict):
         md = re.sub(r'\s*\{#[^}]*\}$', '', md, count=1, flags=re.M)  # attr_list is for .md pages; notebooks use html ids
         if slugify(name) in heading_slugs:  # same id as a section heading: keep it out of the page contents (ids must be unique)
             md = re.sub(r'^### (.+)$', lambda m: f'<h3 id="api-{slugify(name)}">{html.escape(m.group(1))}</h3>', md, count=1, flags=re.M)
-        cell.source = '#| echo: false\n' + cell.source
+        cell.metadata['tags'] = ['hide-input']
         cell.outputs = [dict(output_type='display_data', metadata={}, data={'text/markdown': md})]
     procs = [P.populate_language, P.add_show_docs, P.strip_ansi, P.hide_line, P.filter_stream_, P.rm_header_dash,
              P.clean_show_doc, render_show_docs, P.rm_export, P.clean_magics, P.hide_, P.add_links, P.strip_hidden_metadata]
@@ -285,7 +286,7 @@ def build(out: Path, stage: Path = ROOT/'_build'/'docs', quiet=False):
     return out
 
 EXTRA_CSS = """.md-source-link { float: right; font-size: smaller; }
-.jp-InputArea-prompt, .jp-OutputArea-prompt { display: none; }
+.jupyter-wrapper .jp-InputPrompt, .jupyter-wrapper .jp-OutputPrompt { display: none !important; }
 """
 
 def remote_assets(site: Path):
