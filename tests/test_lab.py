@@ -90,7 +90,9 @@ def test_run_nbs_keeps_outputs_through_nbdev_clean(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("import medtrain, matplotlib.pyplot as plt\nplt.figure(figsize=(2, 2)); plt.plot([0, 1], [1, 0]);"),
                 nbformat.v4.new_code_cell("#| eval: false\nraise SystemExit('must not run')"),
                 nbformat.v4.new_code_cell("#| slow\nprint('slow cell ran')"),
-                nbformat.v4.new_code_cell("import pandas as pd\npd.DataFrame({'a': [1, 2]})")]
+                nbformat.v4.new_code_cell("import pandas as pd\npd.DataFrame({'a': [1, 2]})"),
+                nbformat.v4.new_code_cell("import warnings\nwarnings.warn_explicit('old API', FutureWarning, '/x/site-packages/lib.py', 3)"),
+                nbformat.v4.new_code_cell("import sys\nprint('a message for the reader', file=sys.stderr)")]
     nb.cells[1].metadata['scrolled'] = True
     path = tmp_path/'demo.ipynb'
     nbformat.write(nb, path)
@@ -101,6 +103,8 @@ def test_run_nbs_keeps_outputs_through_nbdev_clean(tmp_path):
     assert 'image/png' in cells[0]['outputs'][-1]['data']        # the plot is kept
     assert cells[1]['outputs'] == [] and cells[2]['outputs'] == []  # eval: false and an unrequested flag did not run
     assert 'text/html' in cells[3]['outputs'][0]['data']            # the table is kept
+    assert cells[4]['outputs'] == []                                 # a library's warning is dropped ...
+    assert 'a message for the reader' in ''.join(cells[5]['outputs'][0]['text'])   # ... the notebook's own stderr stays
     # nbdev_clean stripped what changes at every run
     assert all(c['execution_count'] is None and c['metadata'] == {} for c in cells)
     assert all(o.get('execution_count') is None for c in cells for o in c['outputs'])

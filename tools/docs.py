@@ -67,11 +67,18 @@ def doc_markdown(obj, name: str, anchor: str, heading='###') -> str:
              (f"*{inspect.cleandoc(doc)}*\n\n" if doc else '') + _fields_table(obj)
     elif callable(obj) or inspect.isclass(obj):
         inherited = inspect.isclass(obj) and not vars(obj).get('__doc__')  # e.g. pydantic's long BaseModel docstring
-        if inherited: obj.__doc__ = ''
+        if inherited:
+            try: obj.__doc__ = ''
+            except (AttributeError, TypeError): inherited = False
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 md = show_doc(obj, name=name, title_level=len(heading))._repr_markdown_()
+        except Exception as e:  # one odd object must not take the whole site down: plain signature + docstring, and say so
+            print(f'!! show_doc({name}) failed ({type(e).__name__}: {e}); using its plain signature', file=sys.stderr)
+            try: sig = str(inspect.signature(obj))
+            except (TypeError, ValueError): sig = '(...)'
+            md = f"{heading} {name}\n\n```python\n{name}{sig}\n```\n\n*{inspect.getdoc(obj) or ''}*\n"
         finally:
             if inherited: obj.__doc__ = None
         md = re.sub(r'^---\s*', '', md)

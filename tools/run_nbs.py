@@ -31,6 +31,13 @@ def directives(src: str) -> dict:
         d[m.group(1)] = m.group(2).strip()
     return d
 
+def is_library_warning(output) -> bool:
+    "A stderr stream made only of warnings raised inside installed packages (e.g. a deprecation at import)."
+    if output.get('output_type') != 'stream' or output.get('name') != 'stderr': return False
+    lines = [l for l in ''.join(output.get('text', '')).splitlines() if l.strip()]
+    heads = [l for l in lines if not l.startswith(' ')]
+    return bool(heads) and all(re.search(r'(site|dist)-packages/.*:\d+: \w*Warning', l) for l in heads)
+
 def should_skip(src: str, flags: set, tst_flags: set) -> bool:
     d = directives(src)
     if d.get('eval', '').lower() == 'false': return True
@@ -58,12 +65,17 @@ def run_notebook(path: Path, flags=frozenset({'slow'}), timeout_s=600) -> dict:
         if SKIP_TAG in tags:
             tags.remove(SKIP_TAG)
             if not tags: del c.metadata['tags']
+    noise = 0
+    for c in nb.cells:   # third-party import-time warnings (paths into site-packages): machine-specific noise, not teaching
+        keep = [o for o in c.get('outputs', []) if not is_library_warning(o)]
+        noise += len(c.get('outputs', [])) - len(keep)
+        if 'outputs' in c: c.outputs = keep
     images = [len(base64.b64decode(o['data'][k])) for c in nb.cells for o in c.get('outputs', [])
               for k in ('image/png', 'image/jpeg') if k in o.get('data', {})]
     nbformat.write(nb, path)
     subprocess.run([str(Path(sys.executable).parent/'nbdev_clean'), '--fname', str(path)], cwd=ROOT, check=True)
     return dict(notebook=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path), seconds=round(time.time() - t0, 1),
-                skipped_cells=skipped, images=len(images), largest_image_bytes=max(images, default=0))
+                skipped_cells=skipped, library_warnings_dropped=noise, images=len(images), largest_image_bytes=max(images, default=0))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,7 +87,7 @@ def main(argv=None):
     for p in (a.notebooks or default_notebooks()):
         print(f'>> {p}', flush=True)
         r = run_notebook(Path(p).resolve(), frozenset(a.flags.split()), a.timeout_s)
-        print(f"   {r['seconds']} s, {r['skipped_cells']} cells skipped, {r['images']} images (largest {r['largest_image_bytes']:,} bytes)")
+        print(f"   {r['seconds']} s, {r['skipped_cells']} cells skipped, {r['library_warnings_dropped']} library warnings dropped, {r['images']} images (largest {r['largest_image_bytes']:,} bytes)")
         rows.append(r)
         if r['largest_image_bytes'] > MAX_IMAGE_BYTES: too_big.append(r['notebook'])
     print(f">> {len(rows)} notebooks in {sum(r['seconds'] for r in rows):.0f} s")
