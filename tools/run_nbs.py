@@ -52,7 +52,7 @@ def run_notebook(path: Path, flags=frozenset({'slow'}), timeout_s=600) -> dict:
     with warnings.catch_warnings():   # notebooks written without cell ids: nbformat adds them, nbdev_clean then sets its own
         warnings.simplefilter('ignore')
         nb = nbformat.read(path, as_version=4)
-        nbformat.validator.normalize(nb)
+        nb = nbformat.validator.normalize(nb)[1]
     skipped = 0
     for c in nb.cells:
         if c.cell_type == 'code' and should_skip(c.source, set(flags), tst_flags):
