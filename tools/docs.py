@@ -82,6 +82,7 @@ def doc_markdown(obj, name: str, anchor: str, heading='###') -> str:
         finally:
             if inherited: obj.__doc__ = None
         md = re.sub(r'^---\s*', '', md)
+        md += _params_table(obj)
         if inspect.isclass(obj): md = md.replace(f'```python\ndef {name}(', f'```python\nclass {name}(', 1)
         md = re.sub(r'\)\{target="_blank"[^}]*\}', ')', md)  # Quarto-only link attributes
         try:
@@ -94,6 +95,20 @@ def doc_markdown(obj, name: str, anchor: str, heading='###') -> str:
         if len(r) > 300: r = r[:300] + ' …'
         md = f"{heading} {name}\n\n```python\n{name} = {r}\n```\n"
     return re.sub(rf'^{heading} (.+)$', lambda m: f'{heading} {m.group(1)} {{#{anchor}}}', md, count=1, flags=re.M)
+
+def _params_table(obj) -> str:
+    "The classic nbdev parameter table (type, default, details) from fastcore's docments, when parameters are documented."
+    from fastcore.docments import docments
+    try: d = docments(obj, full=True)
+    except Exception: return ''
+    if not any(v.get('docment') for v in d.values()): return ''
+    def cell(x): return '' if x is None or x is inspect._empty else f"`{getattr(x, '__name__', x)}`".replace('|', 'or')
+    rows = ['\n\n| | type | default | details |', '|---|---|---|---|']
+    for name, v in d.items():
+        if name == 'return' and v.get('anno') in (None, inspect._empty) and not v.get('docment'): continue
+        if v.get('default') not in (None, inspect._empty): v = {**v, 'default': repr(v['default'])}
+        rows.append(f"| **{'returns' if name == 'return' else name}** | {cell(v.get('anno'))} | {cell(v.get('default'))} | {(v.get('docment') or '').replace('|', '/')} |")
+    return '\n'.join(rows) + '\n'
 
 def _fields_table(model) -> str:
     "A pydantic model's fields as the table a config reader wants: key, type, default, meaning."
