@@ -122,16 +122,17 @@ def _fields_table(model) -> str:
     return '\n'.join(rows) + '\n'
 
 def api_pages(pages: dict) -> list:
-    "One markdown page per module with every public name in its `__all__`; returns [(title, path)]."
+    "One markdown page per module with every public name in its `__all__`; returns [(module name, page path, markdown)]."
     out, idx = [], modidx()['syms']
     for modname in sorted(idx, key=_module_order):
         mod = importlib.import_module(modname)
         names = list(getattr(mod, '__all__', []))
         if not names: continue
         short = modname.split('.', 1)[1]
-        lines = [f"# {modname}\n", f"{(mod.__doc__ or '').strip().splitlines()[0] if mod.__doc__ else ''}\n".lstrip() or '',
-                 f"Every public name of `{modname}` (its `__all__`). The prose, examples and tests are in the chapter "
-                 f"[{pages.get(modname, ('', ''))[1] or short}](../{pages.get(modname, ('', ''))[0]}).\n"]
+        summary = (mod.__doc__ or '').strip().splitlines()[0] if (mod.__doc__ or '').strip() else ''
+        chapter = (f" The prose, examples and tests are in the chapter [{pages[modname][1] or short}](../{pages[modname][0]})."
+                   if modname in pages else '')
+        lines = [f"# {modname}\n", summary, f"Every public name of `{modname}` (its `__all__`).{chapter}\n"]
         for nm in names:
             obj = getattr(mod, nm)
             lines.append(doc_markdown(obj, nm, nm.lower()))
