@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 
-.PHONY: install demo test export readme
+.PHONY: install demo test export readme docs lab browser outputs
 
 $(STAMP): setup.py settings.ini constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ demo: install
 	echo ">> demo (train + evaluate) took $$(( $$(date +%s) - start )) s" && \
 	echo ">> run dir: $(RUN_DIR)   test report: $(RUN_DIR)/test/report.html   test metrics: $(RUN_DIR)/test/metrics.json"
 
-test: install
+# Chromium + chromedriver for the browser tests (tests/test_docs.py). CI runs as root on a fresh machine.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo ">> installing chromium and chromium-driver (apt) for the browser tests"; \
+	  apt-get update -q && apt-get install -y -q chromium chromium-driver; } || { echo "!! could not install chromium: the browser tests need it" >&2; exit 1; }
+
+test: install browser
 	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow
 	$(BIN)/pytest -ra
 
@@ -36,3 +42,21 @@ export: install
 
 readme: install
 	$(BIN)/python tools/readme.py
+
+# The documentation site, built from the notebooks, in _docs/ (settings.ini doc_path). With Quarto: nbdev_docs;
+# without it (no network to download it): nbdev's processors + mkdocs-material, offline search (tools/docs.py).
+docs: install
+	@start=$$(date +%s); \
+	if command -v quarto >/dev/null; then $(BIN)/nbdev_docs; else $(BIN)/python tools/docs.py --out _docs; fi && \
+	echo ">> docs took $$(( $$(date +%s) - start )) s; open _docs/index.html (or: $(BIN)/python -m http.server -d _docs 8000)"
+
+# JupyterLab on the project's environment: the python3 kernel is .venv's interpreter, so `import medtrain` just works.
+LAB_PORT ?= 8888
+lab: install
+	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (medtrain .venv)" >/dev/null
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --notebook-dir=. --port $(LAB_PORT) --ServerApp.default_url=/lab/tree/nbs/index.ipynb \
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# Re-run the numbered notebooks in place so they keep their small teaching outputs (plots, tables), then nbdev_clean.
+outputs: install
+	$(BIN)/python tools/run_nbs.py
