@@ -23,3 +23,11 @@ TINY = ['data.synthetic.n_images=160', 'data.synthetic.image_size=32', 'data.siz
 def tiny_sets(tmp_path):
     "`--set` arguments for a tiny synthetic run whose data lives in tmp_path."
     return [a for kv in TINY + [f'data.path={tmp_path}/data'] for a in ('--set', kv)]
+
+@pytest.fixture(scope='session')
+def trained_run(tmp_path_factory):
+    "One tiny medcnn_small run (32 px, 1 epoch, ~10 s) shared by the registry, export, serving and predict tests."
+    d = tmp_path_factory.mktemp('trained')
+    sets = TINY + [f'data.path={d}/data', 'train.epochs=1', 'model.arch=medcnn_small']
+    medtrain('train', *[a for kv in sets for a in ('--set', kv)], '--run-dir', d/'run', '--quiet', check=True)
+    return d/'run'
