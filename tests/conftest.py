@@ -31,3 +31,15 @@ def trained_run(tmp_path_factory):
     sets = TINY + [f'data.path={d}/data', 'train.epochs=1', 'model.arch=medcnn_small']
     medtrain('train', *[a for kv in sets for a in ('--set', kv)], '--run-dir', d/'run', '--quiet', check=True)
     return d/'run'
+
+import contextlib, io
+from types import SimpleNamespace
+
+def medtrain_inproc(*args, check=False):
+    "Run `medtrain ARGS` in this process (the imports are paid once per test session, not once per command)."
+    from medtrain.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): code = main([str(a) for a in args])
+    r = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    if check and code: raise AssertionError(f"medtrain {' '.join(map(str, args))} exited {code}\n{r.stdout}\n{r.stderr}")
+    return r

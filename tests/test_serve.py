@@ -3,7 +3,7 @@ import concurrent.futures as cf, io, json, os, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, httpx
 from PIL import Image
-from conftest import medtrain, ROOT
+from conftest import medtrain_inproc, ROOT
 
 MAX_BYTES, MAX_PIXELS = 300_000, 512 * 512
 
@@ -14,8 +14,8 @@ def _free_port():
 def server(trained_run, tmp_path_factory):
     d = tmp_path_factory.mktemp('serve')
     reg = d/'registry'
-    medtrain('registry', 'register', trained_run, '--name', 'lesions', '--registry', reg, check=True)   # with drift reference
-    medtrain('registry', 'promote', 'lesions', '1', '--registry', reg, check=True)
+    medtrain_inproc('registry', 'register', trained_run, '--name', 'lesions', '--registry', reg, check=True)   # with drift reference
+    medtrain_inproc('registry', 'promote', 'lesions', '1', '--registry', reg, check=True)
     port, log = _free_port(), open(d/'server.log', 'w')
     proc = subprocess.Popen([sys.executable, '-m', 'medtrain', 'serve', '--model-path', 'lesions@production', '--registry', str(reg),
                              '--port', str(port), '--max-upload-bytes', str(MAX_BYTES), '--max-pixels', str(MAX_PIXELS),
