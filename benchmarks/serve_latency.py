@@ -96,7 +96,7 @@ def main():
     lines = [f"### Serving latency — resnet18 @ {args.size} px, CPU, onnxruntime backend",
              f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {cpu_name()}, {os.cpu_count()} cores "
              f"(shared with other engineers' jobs at the time: figures are noisy); onnxruntime {__import__('onnxruntime').__version__}",
-             f"- command: `python benchmarks/serve_latency.py {' '.join(sys.argv[1:])}`".rstrip(),
+             f"- command: `{' '.join(['python benchmarks/serve_latency.py', *sys.argv[1:]])}`",
              "", "| measure | p50 ms | p99 ms |", "|---|---|---|",
              f"| raw onnxruntime session (model only, batch 1) | {pct(raw, 50):.1f} | {pct(raw, 99):.1f} |",
              f"| raw session + PNG decode/preprocess | {pct(raw_pre, 50):.1f} | {pct(raw_pre, 99):.1f} |",
