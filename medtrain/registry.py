@@ -119,7 +119,7 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
             shutil.rmtree(dest, ignore_errors=True); raise   # the transaction rolls back: no half-registered version
     return row
 
-# %% ../nbs/09_registry.ipynb #73b5f9f1
+# %% ../nbs/09_registry.ipynb #6f85bb98
 def _check_stage(stage):
     if stage not in STAGES: raise RegistryError(f"--stage {stage!r}: unknown stage; use one of {', '.join(STAGES)}")
     return stage
@@ -150,7 +150,7 @@ def rollback(self: Registry, name: str) -> dict:
     return self.promote(name, previous[-1], 'production')
 
 @patch
-def list(self: Registry, name: str | None = None):
+def table(self: Registry, name: str | None = None):
     "Registered versions (all names, or one), newest first, with their headline metrics."
     import pandas as pd
     with self._con() as con:
