@@ -12,7 +12,115 @@ from .config import MedtrainError, ConfigError, load_config, SyntheticConfig
 # %% auto #0
 __all__ = ['data_config_for', 'build_parser', 'main']
 
-# %% ../nbs/12_cli.ipynb #2771be58
+# %% ../nbs/12_cli.ipynb #3af3b5ca
+def _registry(args):
+    from medtrain.registry import Registry
+    return Registry(args.registry)
+
+def _reg_register(args):
+    row = _registry(args).register(args.run_dir, args.name, parent=args.parent, description=args.description or '',
+                                   reference=not args.no_reference)
+    print(f"registered {row['name']}@v{row['version']} (stage {row['stage']}) → {row['path']}")
+
+def _reg_promote(args):
+    row = _registry(args).promote(args.name, args.version, args.stage)
+    print(f"{row['name']}@v{row['version']} is now {row['stage']}")
+
+def _reg_rollback(args):
+    row = _registry(args).rollback(args.name)
+    print(f"rolled back: {row['name']}@v{row['version']} is production again")
+
+def _reg_list(args):
+    import pandas as pd
+    df = _registry(args).table(args.name)
+    if df.empty: print(f"registry {_registry(args).root} is empty"); return
+    with pd.option_context('display.width', 200, 'display.max_colwidth', 24):
+        print(df[['name', 'version', 'stage', 'created', 'arch', 'data_version', 'git_commit', 'parent', 'accuracy', 'macro_f1']].to_string(index=False))
+
+def _reg_show(args):
+    import json
+    print(json.dumps(_registry(args).show(args.ref), indent=1, default=str))
+
+def _export(args):
+    from medtrain.export import export
+    kw = dict(exporter=args.onnx_exporter) if args.format == 'onnx' else {}
+    rec = export(args.model, args.format, args.out, args.registry, tol=args.tol, **kw)
+    worst = max(rec['parity_max_abs_diff'].values())
+    print(f"exported {args.format} → {rec['path']} "
+          f"in {rec['seconds']}s; parity max abs probability difference {worst:.1e} (≤ {rec['tol']:g}) on {rec['n_real']} real images + random inputs")
+
+def _serve(args):
+    from medtrain.serve import serve, Limits
+    limits = Limits(max_upload_bytes=args.max_upload_bytes, max_pixels=args.max_pixels,
+                    allowed_types=tuple(t.strip() for t in args.allowed_types.split(',')))
+    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, demo=not args.no_demo, log_level=args.log_level)
+
+def _predict(args):
+    from medtrain.predict import predict_files
+    r = predict_files(args.model, args.input, args.output, bs=args.bs, backend=args.backend, registry=args.registry, progress=not args.quiet)
+    print(f"{r['n_predicted']} predicted, {r['n_already_done']} already in {r['output']}, {r['n_failed']} skipped"
+          + (f" (see {r['errors']})" if r['n_failed'] else '') + f", {r['seconds']}s")
+
+def _monitor(args):
+    from medtrain.monitor import monitor
+    r = monitor(args.model, args.input, args.out, args.registry, args.backend, args.n, progress=not args.quiet)
+    for k, v in r['scores'].items(): print(f"{k:24s} {v:8.4f}  {r['verdict'][k]}")
+    print(f"report: {args.out}/report.html")
+
+def _add_serving_commands(sub):
+    "The registry, export, serve, predict and monitor subcommands."
+    def registry_arg(p): p.add_argument('--registry', type=Path, help="registry folder (default: $MEDTRAIN_REGISTRY or ./registry)")
+    r = sub.add_parser('registry', help="model registry: register, promote, rollback, list, show").add_subparsers(dest='registry_command', metavar='REGISTRY_COMMAND', required=True)
+    a = r.add_parser('register', help="register the model of a run dir as the next version of NAME")
+    a.add_argument('run_dir', type=Path, metavar='RUN_DIR'); a.add_argument('--name', required=True)
+    a.add_argument('--parent', help="parent model reference (default: from the model's pretrained weights)")
+    a.add_argument('--description'); a.add_argument('--no-reference', action='store_true', help="skip the drift reference statistics")
+    registry_arg(a); a.set_defaults(func=_reg_register)
+    a = r.add_parser('promote', help="move a version to a stage (archives the previous holder of staging/production)")
+    a.add_argument('name'); a.add_argument('version', type=int)
+    a.add_argument('--stage', default='production', help="experimental|staging|production|archived (default production)")
+    registry_arg(a); a.set_defaults(func=_reg_promote)
+    a = r.add_parser('rollback', help="put the previous production version back")
+    a.add_argument('name'); registry_arg(a); a.set_defaults(func=_reg_rollback)
+    a = r.add_parser('list', help="registered versions"); a.add_argument('name', nargs='?'); registry_arg(a); a.set_defaults(func=_reg_list)
+    a = r.add_parser('show', help="everything about one version, as JSON"); a.add_argument('ref', metavar='NAME@VERSION|NAME@STAGE')
+    registry_arg(a); a.set_defaults(func=_reg_show)
+    x = sub.add_parser('export', help="export a model to ONNX or TorchScript, with a parity check",
+                       description="Export a model; fails (and writes nothing) when the export does not reproduce the PyTorch model.")
+    x.add_argument('model', metavar='MODEL', help="model folder, run dir, or registry reference NAME@production")
+    x.add_argument('--format', default='onnx', choices=['onnx', 'torchscript'])
+    x.add_argument('--out', type=Path, help="output folder (default: the model folder, recorded in its model.json)")
+    x.add_argument('--onnx-exporter', default='dynamo', choices=['dynamo', 'legacy'], help="torch.export-based (default) or the legacy tracer")
+    x.add_argument('--tol', type=float, default=1e-4, help="max abs difference of probabilities allowed (default 1e-4)")
+    registry_arg(x); x.set_defaults(func=_export)
+    v = sub.add_parser('serve', help="serve a model over HTTP: REST API, /metrics, Gradio demo at /demo",
+                       description="Start the FastAPI app (uvicorn): POST /predict, /predict/batch; GET /health, /ready, /metadata, /metrics, /docs; /demo.")
+    v.add_argument('--model-path', '--model', required=True, help="model folder, run dir, or registry reference NAME@production")
+    v.add_argument('--host', default='127.0.0.1', help="interface to listen on (0.0.0.0 in a container)")
+    v.add_argument('--port', type=int, default=8000)
+    v.add_argument('--backend', default='onnx', choices=['onnx', 'torch'], help="onnxruntime (default; exports model.onnx if missing) or PyTorch")
+    v.add_argument('--max-upload-bytes', type=int, default=20 * 2**20, help="larger uploads get 413 (default 20 MiB)")
+    v.add_argument('--max-pixels', type=int, default=40_000_000, help="images with more pixels get 413 (default 40 M)")
+    v.add_argument('--allowed-types', default='png,jpeg,tiff,dicom', help="comma-separated (png,jpeg,tiff,dicom,bmp,gif,webp)")
+    v.add_argument('--no-demo', action='store_true', help="do not mount the Gradio demo")
+    v.add_argument('--log-level', default='info', choices=['critical', 'error', 'warning', 'info', 'debug'])
+    registry_arg(v); v.set_defaults(func=_serve)
+    b = sub.add_parser('predict', help="batch prediction of a folder, CSV or tar shards into a CSV (resumable)",
+                       description="Predict every image under --input; appends to --output and skips images already there (resume).")
+    b.add_argument('--model', '--model-path', required=True, help="model folder, run dir, or registry reference NAME@production")
+    b.add_argument('--input', required=True, type=Path, help="folder of images, CSV with a path column, .tar shard or folder of shards")
+    b.add_argument('--output', required=True, type=Path, help="predictions CSV (bad files go to OUTPUT.errors.csv)")
+    b.add_argument('--bs', type=int, default=32); b.add_argument('--backend', default='onnx', choices=['onnx', 'torch'])
+    b.add_argument('--quiet', '-q', action='store_true'); registry_arg(b); b.set_defaults(func=_predict)
+    m = sub.add_parser('monitor', help="drift report: new images against the model's registration reference",
+                       description="Compare the intensity, prediction and logit statistics of new images with the reference stored at registration.")
+    m.add_argument('--model', '--model-path', required=True, help="a registered model, e.g. NAME@production")
+    m.add_argument('--input', required=True, type=Path, help="folder, CSV or shards of recent images")
+    m.add_argument('--out', type=Path, default=Path('drift'), help="where drift.json, drift.png and report.html go")
+    m.add_argument('--n', type=int, default=512, help="at most this many images"); m.add_argument('--backend', default='onnx', choices=['onnx', 'torch'])
+    m.add_argument('--quiet', '-q', action='store_true'); registry_arg(m); m.set_defaults(func=_monitor)
+
+# %% ../nbs/12_cli.ipynb #0927f8b3
 def _train(args):
     if args.num_processes > 1:
         from medtrain.distributed import launch
@@ -59,8 +167,8 @@ def _lr_find(args):
 
 def _evaluate(args):
     from medtrain.evaluate import evaluate
-    if not Path(args.model_path).exists(): raise ConfigError(f"--model-path {args.model_path}: no such folder")
-    evaluate(args.model_path, args.test_data, args.out, bs=args.bs, progress=not args.quiet)
+    from medtrain.registry import resolve_model
+    evaluate(resolve_model(args.model_path), args.test_data, args.out, bs=args.bs, progress=not args.quiet)
 
 def _synth(args):
     from medtrain.data import make_synthetic
@@ -179,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument('--quiet', '-q', action='store_true')
     f.set_defaults(func=_lr_find)
     e = sub.add_parser('evaluate', help="evaluate a saved model on test data", description="Evaluate a saved model on a folder or CSV of labelled images.")
-    e.add_argument('--model-path', required=True, type=Path, help="a model folder (RUN_DIR/model)")
+    e.add_argument('--model-path', required=True, help="a model folder (RUN_DIR/model) or registry reference NAME@production")
     e.add_argument('--test-data', required=True, type=Path, help="folder of class folders, or CSV with path,label")
     e.add_argument('--out', type=Path, help="output folder (default: next to the model, test/)")
     e.add_argument('--bs', type=int, default=64, help="batch size")
@@ -204,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--quiet', '-q', action='store_true')
     s.set_defaults(func=_synth)
     _add_data_commands(d)
+    _add_serving_commands(sub)
     return p
 
 def _without_num_processes(argv):

@@ -23,3 +23,23 @@ TINY = ['data.synthetic.n_images=160', 'data.synthetic.image_size=32', 'data.siz
 def tiny_sets(tmp_path):
     "`--set` arguments for a tiny synthetic run whose data lives in tmp_path."
     return [a for kv in TINY + [f'data.path={tmp_path}/data'] for a in ('--set', kv)]
+
+@pytest.fixture(scope='session')
+def trained_run(tmp_path_factory):
+    "One tiny medcnn_small run (32 px, 1 epoch, ~10 s) shared by the registry, export, serving and predict tests."
+    d = tmp_path_factory.mktemp('trained')
+    sets = TINY + [f'data.path={d}/data', 'train.epochs=1', 'model.arch=medcnn_small']
+    medtrain('train', *[a for kv in sets for a in ('--set', kv)], '--run-dir', d/'run', '--quiet', check=True)
+    return d/'run'
+
+import contextlib, io
+from types import SimpleNamespace
+
+def medtrain_inproc(*args, check=False):
+    "Run `medtrain ARGS` in this process (the imports are paid once per test session, not once per command)."
+    from medtrain.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): code = main([str(a) for a in args])
+    r = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    if check and code: raise AssertionError(f"medtrain {' '.join(map(str, args))} exited {code}\n{r.stdout}\n{r.stderr}")
+    return r
