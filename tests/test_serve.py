@@ -65,6 +65,12 @@ def test_predict_health_metadata(server, trained_run):
     for fmt in ('JPEG', 'TIFF'):   # other accepted types
         r = httpx.post(url + '/predict', files={'file': (f'x.{fmt.lower()}', _png(path, fmt=fmt))})
         assert r.status_code == 200, r.text
+    # DICOM: the same pixels stored as an RGB DICOM file give the same answer as the PNG
+    from medtrain.data import write_dicom
+    write_dicom(server['dir']/'x.dcm', np.asarray(Image.open(path).convert('RGB')))
+    r = httpx.post(url + '/predict', files={'file': ('scan.dcm', (server['dir']/'x.dcm').read_bytes(), 'application/dicom')})
+    assert r.status_code == 200, r.text
+    assert max(abs(r.json()['probabilities'][c] - body['probabilities'][c]) for c in m['classes']) < 1e-5
     assert '/predict' in httpx.get(url + '/openapi.json').json()['paths'] and httpx.get(url + '/docs').status_code == 200
 
 @pytest.mark.parametrize('name,data,status,text', [
