@@ -19,7 +19,7 @@ def test_papermill_train_then_report(tmp_path):
     out = tmp_path/'train-out.ipynb'
     r = subprocess.run([sys.executable, '-m', 'papermill', 'nbs/train.ipynb', str(out), '-p', 'lr', '1e-3',
                         '-p', 'data_path', str(tmp_path/'data'), '-p', 'run_dir', str(tmp_path/'run'), '-p', 'epochs', '1',
-                        '-p', 'n_images', '140', '-p', 'device', 'cpu', '--no-progress-bar'],
+                        '-p', 'n_images', '120', '-p', 'device', 'cpu', '--no-progress-bar'],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     text, pngs = _outputs(out)
@@ -41,5 +41,3 @@ def test_papermill_train_then_report(tmp_path):
     html = page.read_text()
     assert 'balanced_accuracy' in html and 'data:image/png;base64' in html and 'from medtrain' not in html   # code hidden
 
-    bad = medtrain('report', tmp_path/'nothing', '--out', tmp_path/'reports', env={'PYTHONPATH': str(ROOT)})
-    assert bad.returncode == 2 and 'not a finished run dir' in bad.stderr
