@@ -14,6 +14,14 @@ def _outputs(nb_path):
             pngs += 'image/png' in data
     return '\n'.join(texts), pngs
 
+def test_parameters_cells_parse():
+    "papermill sees every parameter (a comment it cannot parse hides the name from `papermill --help-notebook`)."
+    import papermill as pm
+    assert list(pm.inspect_notebook(str(ROOT/'nbs'/'train.ipynb'))) == ['config', 'data_path', 'run_dir', 'lr', 'epochs', 'arch', 'bs',
+                                                                    'size', 'n_images', 'device', 'target_sensitivity', 'overrides']
+    assert list(pm.inspect_notebook(str(ROOT/'nbs'/'evaluate.ipynb'))) == ['run_dir', 'runs_dir', 'test_data', 'out', 'target_sensitivity',
+                                                                       'calibrate', 'tta', 'bs']
+
 def test_papermill_train_then_report(tmp_path):
     env = {**os.environ, 'MPLBACKEND': 'module://matplotlib_inline.backend_inline', 'PYTHONPATH': str(ROOT)}
     out = tmp_path/'train-out.ipynb'
