@@ -168,7 +168,7 @@ class OptunaPruning(Callback):
         self.trial.report(value, self.step); self.step += 1
         if self.trial.should_prune(): raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.monitor} {value:.4f}")
 
-# %% ../nbs/08_tune.ipynb #a0a0da2b
+# %% ../nbs/08_tune.ipynb #daa6bc9a
 def _sampler(search: str, space: dict, seed: int, grid_points: int):
     import optuna
     if search == 'tpe': return optuna.samplers.TPESampler(seed=seed)
@@ -195,7 +195,7 @@ def tune(cfg: Config, space, trials: int = 20, search: str = 'tpe', out=None, st
     try:
         study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True, direction=TUNE_METRICS[metric],
                                     sampler=_sampler(search, space, seed, grid_points),
-                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))   # never on the first epoch alone
     except (ValueError, ImportError) as e: raise ConfigError(f"--storage {storage}: {e}") from None
 
     def objective(trial):
