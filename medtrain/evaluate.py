@@ -245,7 +245,7 @@ def plot_worst_errors(paths, y_true, probs, classes, path=None, n: int = 16, n_i
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/07_evaluate.ipynb #6b0e6112
+# %% ../nbs/07_evaluate.ipynb #74692b47
 @torch.no_grad()
 def predict(model, dl, progress=True) -> tuple[np.ndarray, np.ndarray]:
     "Class probabilities and targets for every batch of a labelled DataLoader."
@@ -310,6 +310,8 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
     start = time.time()
     model, meta = load_model(model_path, device)
     classes = meta['classes']
+    if target_sensitivity is not None and not 0 < target_sensitivity <= 1:   # before any work: a typo answers at once
+        raise ConfigError(f"--target-sensitivity: must be in (0, 1], got {target_sensitivity}")
     if target_sensitivity is not None and len(classes) != 2:
         raise ConfigError(f"--target-sensitivity: only for two-class models (this one has {len(classes)} classes)")
     def _predict(df, flag):
