@@ -12,7 +12,7 @@ from .config import MedtrainError, ConfigError, load_config, SyntheticConfig
 # %% auto #0
 __all__ = ['build_parser', 'main']
 
-# %% ../nbs/12_cli.ipynb #779eac5e
+# %% ../nbs/12_cli.ipynb #62fc9b98
 def _train(args):
     if args.num_processes > 1:
         from medtrain.distributed import launch
@@ -61,7 +61,7 @@ def _evaluate(args):
     from medtrain.evaluate import evaluate
     if not Path(args.model_path).exists(): raise ConfigError(f"--model-path {args.model_path}: no such folder")
     evaluate(args.model_path, args.test_data, args.out, bs=args.bs, progress=not args.quiet, target_sensitivity=args.target_sensitivity,
-             calibrate=args.calibrate, tta=args.tta, valid_data=args.valid_data)
+             calibrate=args.calibrate, tta=args.tta, valid_data=args.valid_data, positive_class=args.positive_class)
 
 def _synth(args):
     from medtrain.data import make_synthetic
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--out', type=Path, help="output folder (default: next to the model, test/)")
     e.add_argument('--bs', type=int, default=64, help="batch size")
     e.add_argument('--target-sensitivity', type=float, metavar='S', help="binary models: also report the threshold picked on validation for sensitivity ≥ S")
+    e.add_argument('--positive-class', metavar='NAME', help="binary models: the class whose sensitivity is reported (default: the second in sorted order)")
     e.add_argument('--calibrate', action='store_true', help="fit a temperature on validation; report ECE before/after")
     e.add_argument('--tta', action='store_true', help="test-time augmentation: average over the image and its flips")
     e.add_argument('--valid-data', type=Path, help="validation data for --target-sensitivity/--calibrate (default: the run's splits.csv)")
@@ -148,11 +149,11 @@ def main(argv=None) -> int:
         return 130
     return 0
 
-# %% ../nbs/12_cli.ipynb #c3ebdfaa
+# %% ../nbs/12_cli.ipynb #45a4685a
 def _report(args):
     from medtrain.evaluate import run_report
     res = run_report(args.run_dir, args.out, args.notebook, html=not args.no_html, show_code=args.show_code, progress=not args.quiet,
-                     target_sensitivity=args.target_sensitivity, tta=args.tta or None)
+                     target_sensitivity=args.target_sensitivity, positive_class=args.positive_class, tta=args.tta or None)
     for k, v in res.items(): print(f"{k}: {v}")
 
 def _cv(args):
@@ -184,6 +185,7 @@ def _add_eval_commands(sub):
     r.add_argument('--out', type=Path, default=Path('reports'), help="folder for the executed notebook and HTML (default reports/)")
     r.add_argument('--notebook', type=Path, help="report notebook (default: nbs/evaluate.ipynb of the source tree)")
     r.add_argument('--target-sensitivity', type=float, metavar='S', help="binary models: threshold picked on validation for sensitivity ≥ S")
+    r.add_argument('--positive-class', metavar='NAME', help="binary models: the class whose sensitivity is reported")
     r.add_argument('--tta', action='store_true', help="test-time augmentation (flips)")
     r.add_argument('--no-html', action='store_true', help="skip the HTML copy")
     r.add_argument('--show-code', action='store_true', help="keep the code cells in the HTML copy")

@@ -245,7 +245,7 @@ def plot_worst_errors(paths, y_true, probs, classes, path=None, n: int = 16, n_i
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/07_evaluate.ipynb #74692b47
+# %% ../nbs/07_evaluate.ipynb #11954954
 @torch.no_grad()
 def predict(model, dl, progress=True) -> tuple[np.ndarray, np.ndarray]:
     "Class probabilities and targets for every batch of a labelled DataLoader."
@@ -286,7 +286,7 @@ def write_report(metrics: dict, folder, title='medtrain evaluation', images=()):
         op = metrics.get('operating_point')
         if op: rows.append((f"picked on validation for sensitivity ≥ {op['target_sensitivity']}", op['picked']['threshold'],
                             op['picked']['sensitivity'], op['picked']['specificity']))
-        sections.append(('Operating points (test split)', table(['threshold', 'value', 'sensitivity', 'specificity'], rows)))
+        sections.append((f"Operating points (test split; positive class: {html.escape(str(metrics['binary'].get('positive', '')))})", table(['threshold', 'value', 'sensitivity', 'specificity'], rows)))
     cal = metrics.get('calibration')
     if cal: sections.append(('Calibration (temperature fitted on validation)', table(['', 'before', 'after'],
                              [('ECE', cal['ece_before'], cal['ece_after']), ('NLL', cal['nll_before'], cal['nll_after']),
@@ -303,10 +303,11 @@ def write_report(metrics: dict, folder, title='medtrain evaluation', images=()):
     return folder/'report.html'
 
 def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progress=True, target_sensitivity: float | None = None,
-             calibrate: bool = False, tta: bool = False, valid_data=None, n_worst: int = 16) -> dict:
+             calibrate: bool = False, tta: bool = False, valid_data=None, n_worst: int = 16, positive_class: str | None = None) -> dict:
     """Evaluate the saved model at `model_path` on `test_data`; writes metrics, predictions, plots and a report to `out`.
     `target_sensitivity` (binary models) and `calibrate` use the validation split (`valid_data`, default: the run's
-    `splits.csv`) to pick a threshold / fit a temperature; `tta` averages the predictions over flips."""
+    `splits.csv`) to pick a threshold / fit a temperature; `tta` averages the predictions over flips. Sensitivity is
+    that of `positive_class` (default: the second class in sorted order)."""
     start = time.time()
     model, meta = load_model(model_path, device)
     classes = meta['classes']
@@ -314,6 +315,12 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
         raise ConfigError(f"--target-sensitivity: must be in (0, 1], got {target_sensitivity}")
     if target_sensitivity is not None and len(classes) != 2:
         raise ConfigError(f"--target-sensitivity: only for two-class models (this one has {len(classes)} classes)")
+    pos = 1
+    if positive_class is not None:
+        if len(classes) != 2: raise ConfigError(f"--positive-class: only for two-class models (this one has {len(classes)} classes)")
+        if positive_class not in classes: raise ConfigError(f"--positive-class {positive_class!r}: not a class of this model ({', '.join(classes)})")
+        pos = classes.index(positive_class)
+    as_pos = lambda y, p: (np.asarray(y), np.asarray(p)) if pos == 1 else (1 - np.asarray(y), np.asarray(p)[:, ::-1])   # positive → column 1
     def _predict(df, flag):
         unknown = sorted(set(df.label) - set(classes))
         if unknown: raise DataError(f"{flag}: label(s) {unknown} are not classes of this model ({', '.join(classes)})")
@@ -323,6 +330,7 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
     probs, targs = _predict(df, '--test-data')
     metrics = compute_metrics(targs, probs, classes)
     metrics['ci95'] = bootstrap_ci(targs, probs)
+    if len(classes) == 2: metrics['binary'] = dict(binary_rates(*as_pos(targs, probs)), positive=classes[pos])
     if tta: metrics['tta'] = ['identity', 'flip horizontal', 'flip vertical']
     out = Path(out or Path(model_path).parent/'test'); (out/'plots').mkdir(parents=True, exist_ok=True)
     plots = [out/'plots'/'confusion_matrix.png', out/'plots'/'confusion_matrix_normalized.png']
@@ -330,7 +338,8 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
     if target_sensitivity is not None or calibrate:
         vsrc = _valid_source(model_path, valid_data)
         p_valid, y_valid = _predict(read_test_data(vsrc, 'valid', '--valid-data'), '--valid-data')
-        if target_sensitivity is not None: metrics['operating_point'] = operating_points(y_valid, p_valid, targs, probs, target_sensitivity)
+        if target_sensitivity is not None:
+            metrics['operating_point'] = dict(operating_points(*as_pos(y_valid, p_valid), *as_pos(targs, probs), target_sensitivity), positive=classes[pos])
         if calibrate:
             metrics['calibration'] = calibration_report(y_valid, p_valid, targs, probs)
             plots.append(plot_reliability(targs, apply_temperature(probs, metrics['calibration']['temperature']),
@@ -348,7 +357,7 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
     print(f"evaluated {len(df)} images in {time.time() - start:.1f}s: accuracy {metrics['accuracy']:.3f}, "
           f"balanced accuracy {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} → {out}")
     op = metrics.get('operating_point')
-    if op: print(f"threshold {op['picked']['threshold']:.3f} (picked on validation for sensitivity ≥ {target_sensitivity}): "
+    if op: print(f"threshold {op['picked']['threshold']:.3f} on P({op['positive']}) (picked on validation for sensitivity ≥ {target_sensitivity}): "
                  f"test sensitivity {op['picked']['sensitivity']:.3f}, specificity {op['picked']['specificity']:.3f} "
                  f"(at 0.5: {metrics['binary']['sensitivity']:.3f} / {metrics['binary']['specificity']:.3f})")
     if calibrate: print(f"temperature {metrics['calibration']['temperature']:.3f}: ECE {metrics['calibration']['ece_before']:.3f} → {metrics['calibration']['ece_after']:.3f}")

@@ -18,8 +18,8 @@ def test_parameters_cells_parse():
     "papermill sees every parameter (a comment it cannot parse hides the name from `papermill --help-notebook`)."
     import papermill as pm
     assert list(pm.inspect_notebook(str(ROOT/'nbs'/'train.ipynb'))) == ['config', 'data_path', 'run_dir', 'lr', 'epochs', 'arch', 'bs',
-                                                                    'size', 'n_images', 'device', 'target_sensitivity', 'overrides']
-    assert list(pm.inspect_notebook(str(ROOT/'nbs'/'evaluate.ipynb'))) == ['run_dir', 'runs_dir', 'test_data', 'out', 'target_sensitivity',
+                                                                    'size', 'n_images', 'device', 'target_sensitivity', 'positive_class', 'overrides']
+    assert list(pm.inspect_notebook(str(ROOT/'nbs'/'evaluate.ipynb'))) == ['run_dir', 'runs_dir', 'test_data', 'out', 'target_sensitivity', 'positive_class',
                                                                        'calibrate', 'tta', 'bs']
 
 def test_papermill_train_then_report(tmp_path):
