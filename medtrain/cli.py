@@ -120,7 +120,7 @@ def _add_serving_commands(sub):
     m.add_argument('--n', type=int, default=512, help="at most this many images"); m.add_argument('--backend', default='onnx', choices=['onnx', 'torch'])
     m.add_argument('--quiet', '-q', action='store_true'); registry_arg(m); m.set_defaults(func=_monitor)
 
-# %% ../nbs/12_cli.ipynb #0927f8b3
+# %% ../nbs/12_cli.ipynb #9adb2346
 def _train(args):
     if args.num_processes > 1:
         from medtrain.distributed import launch
@@ -168,7 +168,8 @@ def _lr_find(args):
 def _evaluate(args):
     from medtrain.evaluate import evaluate
     from medtrain.registry import resolve_model
-    evaluate(resolve_model(args.model_path), args.test_data, args.out, bs=args.bs, progress=not args.quiet)
+    evaluate(resolve_model(args.model_path), args.test_data, args.out, bs=args.bs, progress=not args.quiet, target_sensitivity=args.target_sensitivity,
+             calibrate=args.calibrate, tta=args.tta, valid_data=args.valid_data, positive_class=args.positive_class)
 
 def _synth(args):
     from medtrain.data import make_synthetic
@@ -291,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--test-data', required=True, type=Path, help="folder of class folders, or CSV with path,label")
     e.add_argument('--out', type=Path, help="output folder (default: next to the model, test/)")
     e.add_argument('--bs', type=int, default=64, help="batch size")
+    e.add_argument('--target-sensitivity', type=float, metavar='S', help="binary models: also report the threshold picked on validation for sensitivity ≥ S")
+    e.add_argument('--positive-class', metavar='NAME', help="binary models: the class whose sensitivity is reported (default: the second in sorted order)")
+    e.add_argument('--calibrate', action='store_true', help="fit a temperature on validation; report ECE before/after")
+    e.add_argument('--tta', action='store_true', help="test-time augmentation: average over the image and its flips")
+    e.add_argument('--valid-data', type=Path, help="validation data for --target-sensitivity/--calibrate (default: the run's splits.csv)")
     e.add_argument('--quiet', '-q', action='store_true')
     e.set_defaults(func=_evaluate)
     r = sub.add_parser('runs', help="the runs index: list and compare runs").add_subparsers(dest='runs_command', metavar='RUNS_COMMAND', required=True)
@@ -302,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument('--runs-dir', type=Path, default=Path('runs'))
     rc.add_argument('--out', type=Path, help="comparison plot (default: RUNS_DIR/compare.png)")
     rc.set_defaults(func=_runs_compare)
+    _add_eval_commands(sub)
     d = sub.add_parser('data', help="dataset tools").add_subparsers(dest='data_command', metavar='DATA_COMMAND', required=True)
     s = d.add_parser('synth', help="write the synthetic lesion dataset", description="Generate the built-in synthetic dermatology-like dataset.")
     s.add_argument('--out', required=True, type=Path)
@@ -343,3 +350,70 @@ def main(argv=None) -> int:
         print("medtrain: interrupted", file=sys.stderr)
         return 130
     return code or 0
+
+# %% ../nbs/12_cli.ipynb #45a4685a
+def _report(args):
+    from medtrain.evaluate import run_report
+    res = run_report(args.run_dir, args.out, args.notebook, html=not args.no_html, show_code=args.show_code, progress=not args.quiet,
+                     target_sensitivity=args.target_sensitivity, positive_class=args.positive_class, tta=args.tta or None)
+    for k, v in res.items(): print(f"{k}: {v}")
+
+def _cv(args):
+    cfg = load_config(args.config, args.set)
+    import pandas as pd
+    from medtrain.tune import cv, cv_table
+    res = cv(cfg, args.folds, args.out, ensemble=args.ensemble, progress=False if args.quiet else None)
+    with pd.option_context('display.width', 200): print(cv_table(res).to_string())
+    print(f"cv folder: {res['out']} (cv_metrics.csv, oof_predictions.csv{', ensemble/' if args.ensemble else ''})")
+
+def _tune(args):
+    cfg = load_config(args.config, args.set)
+    import pandas as pd
+    from medtrain.tune import tune
+    study = tune(cfg, args.space, args.trials, args.search, args.out, args.storage, args.study_name, args.metric,
+                 args.grid_points, args.seed, progress=False if args.quiet else None)
+    out = Path(study.best_trial.user_attrs['run_dir']).parents[1]
+    df = study.trials_dataframe()
+    cols = ['number', 'state', 'value'] + [c for c in df.columns if c.startswith('params_')]
+    with pd.option_context('display.width', 200, 'display.max_columns', 20): print(df[cols].to_string(index=False))
+    print(f"best: trial {study.best_trial.number}, {args.metric} {study.best_value:.4f}, {study.best_params}")
+    print(f"best config: {out/'best.yaml'}  (medtrain train --config {out/'best.yaml'})")
+
+def _add_eval_commands(sub):
+    "`report`, `cv` and `tune` subcommands."
+    r = sub.add_parser('report', help="execute the evaluation notebook for a run (papermill) into reports/, plus HTML",
+                       description="Run nbs/evaluate.ipynb for RUN_DIR with papermill; writes OUT/<run>-evaluate.ipynb and .html.")
+    r.add_argument('run_dir', type=Path, metavar='RUN_DIR')
+    r.add_argument('--out', type=Path, default=Path('reports'), help="folder for the executed notebook and HTML (default reports/)")
+    r.add_argument('--notebook', type=Path, help="report notebook (default: nbs/evaluate.ipynb of the source tree)")
+    r.add_argument('--target-sensitivity', type=float, metavar='S', help="binary models: threshold picked on validation for sensitivity ≥ S")
+    r.add_argument('--positive-class', metavar='NAME', help="binary models: the class whose sensitivity is reported")
+    r.add_argument('--tta', action='store_true', help="test-time augmentation (flips)")
+    r.add_argument('--no-html', action='store_true', help="skip the HTML copy")
+    r.add_argument('--show-code', action='store_true', help="keep the code cells in the HTML copy")
+    r.add_argument('--quiet', '-q', action='store_true')
+    r.set_defaults(func=_report)
+    c = sub.add_parser('cv', help="k-fold cross-validation: per-fold and mean±std metrics, out-of-fold predictions",
+                       description="Train one run per fold (fold i validates, the rest train; the test split is never used), then summarise.")
+    c.add_argument('--config', '-c', type=Path, help="YAML config")
+    c.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override a config key (repeatable)")
+    c.add_argument('--folds', '-k', type=int, default=5, help="number of folds (default 5)")
+    c.add_argument('--ensemble', action='store_true', help="evaluate the average of the fold models on the test split")
+    c.add_argument('--out', type=Path, help="cv folder (default: tracking.runs_dir/cv-<time>-<arch>)")
+    c.add_argument('--quiet', '-q', action='store_true')
+    c.set_defaults(func=_cv)
+    t = sub.add_parser('tune', help="hyperparameter search with Optuna (never looks at the test split)",
+                       description="Optuna study over a YAML search space; each trial is a tracked run; writes OUT/best.yaml.")
+    t.add_argument('--config', '-c', type=Path, help="YAML config (the base of every trial)")
+    t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override a config key (repeatable)")
+    t.add_argument('--space', required=True, type=Path, help="YAML search space: dotted.key: [choices] or {low, high, log}")
+    t.add_argument('--search', choices=['grid', 'random', 'tpe'], default='tpe', help="sampler (default tpe)")
+    t.add_argument('--trials', type=int, default=20, help="number of trials in this call (default 20)")
+    t.add_argument('--metric', default='macro_f1', help="validation metric to optimise: macro_f1, balanced_accuracy, accuracy, valid_loss")
+    t.add_argument('--storage', help="Optuna storage URL shared by several machines (default: sqlite in OUT/study.db)")
+    t.add_argument('--study-name', default='medtrain', help="study name in the storage (default medtrain)")
+    t.add_argument('--grid-points', type=int, default=3, help="grid search: values per range (default 3)")
+    t.add_argument('--seed', type=int, default=0, help="sampler seed")
+    t.add_argument('--out', type=Path, help="tune folder (default: tracking.runs_dir/tune-<time>)")
+    t.add_argument('--quiet', '-q', action='store_true')
+    t.set_defaults(func=_tune)

@@ -30,7 +30,7 @@ class DataError(MedtrainError):
     "Bad or missing data."
     exit_code = 3
 
-# %% ../nbs/00_config.ipynb #34349497
+# %% ../nbs/00_config.ipynb #5e69120f
 class _Section(BaseModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
 
@@ -134,9 +134,14 @@ class AugmentConfig(_Section):
     max_lighting: float = Field(0.2, ge=0, lt=1)
 
 class TrackingConfig(_Section):
-    wandb: Literal['off', 'offline', 'online'] = 'off'
-    project: str = 'medtrain'
+    wandb: Literal['off', 'offline', 'online'] = Field('off', description="Weights & Biases: off, offline (run folder in the run dir; `wandb sync` later) or online (needs WANDB_API_KEY)")
+    project: str = Field('medtrain', description="wandb project name")
     runs_dir: Path = Field(Path('runs'), description="where run dirs are created when --run-dir is not given")
+
+    @field_validator('wandb', mode='before')
+    @classmethod
+    def _yaml_bool(cls, v):   # YAML 1.1 reads an unquoted on/off as true/false
+        return ('offline' if v else 'off') if isinstance(v, bool) else v
 
 class Config(_Section):
     "A whole medtrain run: data, model, training, augmentation, tracking."
