@@ -20,6 +20,7 @@ from fastai.vision.learner import default_split
 import medtrain
 from .config import Config, ConfigError, MedtrainError, load_config, save_config, seed_everything, get_device
 from .data import load_source, assign_splits, build_dls, detect_n_in, norm_stats, data_version
+from .cache import build_input, fast_path_callbacks
 from .models import build_model, save_model
 from .evaluate import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
@@ -134,12 +135,13 @@ def _fit_phases(learn, cfg: Config, start_phase: int = 0):
 def build_learner(cfg: Config, df: pd.DataFrame, classes, n_in: int, device, path, pretrained: bool = True, cbs=()) -> MedLearner:
     "The Learner `cfg` describes, on the split table `df`: DataLoaders, model, loss, optimizer, callbacks (plus `cbs`)."
     seed_everything(cfg.train.seed)
-    dls = build_dls(df, cfg.data.size, cfg.train.bs, classes, n_in, cfg.augment, device, cfg.train.num_workers)
+    dls = build_input(cfg, df, classes, n_in, device, progress=cfg.train.progress)   # data.cache / data.gpu_decode / plain fastai
     model = build_model(cfg.model.arch, n_in, len(classes), cfg.model.pretrained if pretrained else False, size=cfg.data.size)
     train_counts = df[df.split == 'train'].label.value_counts().reindex(classes, fill_value=0).tolist()
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, class_counts=train_counts)
     return MedLearner(dls, model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd), splitter=default_split,
-                      path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg), metrics=training_metrics())
+                      path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg) + fast_path_callbacks(cfg.train),
+                      metrics=training_metrics())
 
 def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool = False) -> RunResult:
     """Train a classifier as configured by `cfg`; everything it produces goes into the run dir.
