@@ -14,4 +14,4 @@ def test_train_throughput_smoke(tmp_path):
     for row in ('| plain fastai |', '| medtrain (cache only) |', '| medtrain |', '| synthetic |', 'onnxruntime CPU inference',
                 'valid accuracy after 1 epochs', '- command: `', '- machine: '):
         assert row in table, row
-    assert table.count('\n| ') >= 10 and 'img/s' in table
+    assert table.count('\n| ') >= 9 and 'img/s' in table
