@@ -40,7 +40,7 @@ def decode_resized(path, size: int, n_in: int = 3, resize: str = 'squish') -> np
     a = np.asarray(im, dtype=np.uint8)
     return a[..., None] if a.ndim == 2 else a
 
-# %% ../nbs/01b_cache.ipynb #6b019dfe
+# %% ../nbs/01b_cache.ipynb #4645b557
 CACHE_FORMAT = 1   # bump when the layout or the decoding changes: old caches are then ignored
 
 def _file_stamp(path: str) -> str:
@@ -56,7 +56,7 @@ def _file_stamp(path: str) -> str:
 def cache_key(paths, size: int, n_in: int, resize: str = 'squish', version: str | None = None) -> str:
     "Hex key of the decoded images of `paths` at `size`/`n_in`/`resize` (file stamps, or the data `version`)."
     h = hashlib.sha256(json.dumps(dict(format=CACHE_FORMAT, size=size, n_in=n_in, resize=resize, n=len(paths))).encode())
-    if version is not None: h.update(f"version={version}\n".join(map(str, paths)).encode())
+    if version is not None: h.update(f"version={version}\n".encode() + '\n'.join(map(str, paths)).encode())
     else:
         for p in paths: h.update(_file_stamp(str(p)).encode() + b'\n')
     return h.hexdigest()[:24]
