@@ -30,7 +30,7 @@ class DataError(MedtrainError):
     "Bad or missing data."
     exit_code = 3
 
-# %% ../nbs/00_config.ipynb #5e69120f
+# %% ../nbs/00_config.ipynb #6db6b94d
 class _Section(BaseModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
 
@@ -60,6 +60,9 @@ class DataConfig(_Section):
     @field_validator('path', mode='after')
     @classmethod
     def _local_as_path(cls, v): return v if isinstance(v, str) and '://' in v and not v.startswith('file://') else Path(str(v).removeprefix('file://'))
+    cache: Literal['off', 'memory', 'disk'] = Field('off', description="decode-once image cache: off, memory (this run), disk (memory-mapped, reused by later runs)")
+    cache_dir: Path | None = Field(None, description="where data.cache=disk keeps its arrays; None = $MEDTRAIN_CACHE_DIR or ~/.cache/medtrain")
+    gpu_decode: bool = Field(False, description="decode JPEG files on the GPU (nvJPEG) when data.cache is off and the device is CUDA")
 
     @model_validator(mode='after')
     def _check(self):
@@ -111,6 +114,8 @@ class TrainConfig(_Section):
     checkpoint_every: int | None = Field(None, ge=1, description="also checkpoint every N training batches (resume mid-epoch)")
     callbacks: list[str] = Field(default_factory=list, description="extra fastai callbacks as package.module:Class")
     num_workers: int = Field(0, ge=0, description="DataLoader workers (0 = in process, fully deterministic)")
+    channels_last: bool = Field(False, description="channels-last memory format for the model and its inputs")
+    compile: bool = Field(False, description="torch.compile the model (slow first steps; faster later ones on a GPU)")
     progress: bool = Field(True, description="show progress bars")
 
 class ProgressiveConfig(_Section):

@@ -1,0 +1,28 @@
+"The decode-once cache inside `train`: same metrics as fastai's pipeline, reused by a second run."
+import json
+import numpy as np
+from medtrain.config import load_config
+from medtrain.train import train
+from medtrain.cache import CachedImageDL
+
+def _cfg(tmp_path, *extra):
+    return load_config(overrides=[f'data.path={tmp_path}/data', 'data.synthetic.n_images=200', 'data.synthetic.image_size=32',
+                                  'data.size=32', 'train.epochs=2', 'train.bs=32', 'train.device=cpu', 'model.arch=medcnn_small',
+                                  'data.synthetic.majority=0.4', *extra], environ={})
+
+def test_cache_same_metrics_and_reuse(tmp_path):
+    plain = train(_cfg(tmp_path), tmp_path/'plain', progress=False)
+    cached_cfg = _cfg(tmp_path, 'data.cache=disk', f'data.cache_dir={tmp_path}/cache', 'train.channels_last=true')
+    fast = train(cached_cfg, tmp_path/'fast', progress=False)
+    assert isinstance(fast.learn.dls.train, CachedImageDL)
+    files = list((tmp_path/'cache').glob('*.npy'))
+    assert len(files) == 1
+    # same images, same seed, same augmentation draws: the runs agree up to float noise
+    hp = np.loadtxt(tmp_path/'plain'/'history.csv', delimiter=',', skiprows=1, usecols=(1, 2))
+    hf = np.loadtxt(tmp_path/'fast'/'history.csv', delimiter=',', skiprows=1, usecols=(1, 2))
+    assert np.allclose(hp, hf, atol=5e-3), (hp, hf)
+    assert abs(fast.metrics["accuracy"] - plain.metrics["accuracy"]) <= 0.05
+    mtime = files[0].stat().st_mtime_ns
+    again = train(cached_cfg, tmp_path/'again', progress=False)
+    assert files[0].stat().st_mtime_ns == mtime, "the second run reuses the cache"
+    assert json.loads((tmp_path/'again'/'metrics.json').read_text())['accuracy'] == fast.metrics['accuracy']
