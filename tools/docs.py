@@ -190,6 +190,8 @@ def process_notebook(src: Path, dst: Path, depth: int, urlmap: dict):
     from nbdev import processors as P
     from nbdev.process import NBProcessor
     nb = read_nb(src)
+    # a raw YAML front-matter cell (`---` … `---`, e.g. `skip_exec: true` of the papermill notebooks) is Quarto's, not the reader's
+    nb.cells = [c for c in nb.cells if not (c.cell_type == 'raw' and c.source.lstrip().startswith('---'))]
     mod = _default_exp(src)
     ns = {}
     if mod:
