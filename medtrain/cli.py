@@ -270,20 +270,23 @@ def _add_data_commands(d):
     h.add_argument('--quiet', '-q', action='store_true')
     h.set_defaults(func=_shard)
 
+def _add_config_args(p, help="YAML config"):
+    "`--config FILE` and repeatable `--set KEY=VALUE`, as every config-driven command takes them."
+    p.add_argument('--config', '-c', type=Path, help=help)
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override a config key, e.g. train.lr=1e-3 (repeatable)")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='medtrain', description="Train, evaluate and serve medical-image classifiers (fastai + timm).")
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
     t = sub.add_parser('train', help="train a model from a YAML config", description="Train a model; everything goes into a run dir.")
-    t.add_argument('--config', '-c', type=Path, help="YAML config (defaults apply to missing keys)")
-    t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override a config key, e.g. train.lr=1e-3 (repeatable)")
+    _add_config_args(t, "YAML config (defaults apply to missing keys)")
     t.add_argument('--run-dir', type=Path, help="where to write the run (default: tracking.runs_dir/<time>-<arch>)")
     t.add_argument('--resume', type=Path, metavar='RUN_DIR', help="continue an interrupted run from its last checkpoint")
     t.add_argument('--num-processes', type=int, default=1, metavar='N', help="data-parallel training in N processes (torchrun; GPUs or CPU cores)")
     t.add_argument('--quiet', '-q', action='store_true', help="no progress bars")
     t.set_defaults(func=_train)
     f = sub.add_parser('lr-find', help="learning-rate range test; saves the plot", description="Run fastai's learning-rate finder on a config.")
-    f.add_argument('--config', '-c', type=Path, help="YAML config")
-    f.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override a config key (repeatable)")
+    _add_config_args(f, "YAML config")
     f.add_argument('--out', type=Path, default=Path('runs/lr_find'), help="where lr_find.png and lr_find.json go")
     f.add_argument('--quiet', '-q', action='store_true')
     f.set_defaults(func=_lr_find)
@@ -395,8 +398,7 @@ def _add_eval_commands(sub):
     r.set_defaults(func=_report)
     c = sub.add_parser('cv', help="k-fold cross-validation: per-fold and mean±std metrics, out-of-fold predictions",
                        description="Train one run per fold (fold i validates, the rest train; the test split is never used), then summarise.")
-    c.add_argument('--config', '-c', type=Path, help="YAML config")
-    c.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override a config key (repeatable)")
+    _add_config_args(c, "YAML config")
     c.add_argument('--folds', '-k', type=int, default=5, help="number of folds (default 5)")
     c.add_argument('--ensemble', action='store_true', help="evaluate the average of the fold models on the test split")
     c.add_argument('--out', type=Path, help="cv folder (default: tracking.runs_dir/cv-<time>-<arch>)")
@@ -404,8 +406,7 @@ def _add_eval_commands(sub):
     c.set_defaults(func=_cv)
     t = sub.add_parser('tune', help="hyperparameter search with Optuna (never looks at the test split)",
                        description="Optuna study over a YAML search space; each trial is a tracked run; writes OUT/best.yaml.")
-    t.add_argument('--config', '-c', type=Path, help="YAML config (the base of every trial)")
-    t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override a config key (repeatable)")
+    _add_config_args(t, "YAML config (the base of every trial)")
     t.add_argument('--space', required=True, type=Path, help="YAML search space: dotted.key: [choices] or {low, high, log}")
     t.add_argument('--search', choices=['grid', 'random', 'tpe'], default='tpe', help="sampler (default tpe)")
     t.add_argument('--trials', type=int, default=20, help="number of trials in this call (default 20)")

@@ -20,7 +20,7 @@ __all__ = ['LESION_CLASSES', 'IMAGE_EXTS', 'SPLIT_DIRS', 'SOURCES', 'class_count
            'read_bytes', 'is_dicom', 'register_source', 'folder_source', 'csv_source', 'npz_source', 'synthetic_source',
            'load_source', 'assign_splits', 'check_leaks', 'assign_folds', 'to_model_mode', 'open_image', 'ImageReader',
            'dicom_to_pil', 'write_dicom', 'raw_mode', 'detect_n_in', 'norm_stats', 'image_datablock', 'build_dls',
-           'test_dl', 'file_sha256', 'data_version']
+           'test_dl', 'file_sha256', 'version_of', 'data_version']
 
 # %% ../nbs/01_data.ipynb #5ce2cf9a
 LESION_CLASSES = ('nv', 'mel', 'bkl', 'bcc', 'akiec', 'vasc', 'df')
@@ -521,8 +521,12 @@ def file_sha256(path, chunk=1 << 20) -> str:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
+def version_of(shas, labels, splits) -> str:
+    "Short hash of the sorted (content hash, label, split) rows: the dataset version."
+    rows = sorted(f"{h},{l},{s}" for h, l, s in zip(shas, labels, splits))
+    return hashlib.sha256('\n'.join(rows).encode()).hexdigest()[:16]
+
 def data_version(df: pd.DataFrame, progress=False) -> str:
     "Short hash identifying the images, labels and splits of `df`."
-    rows = sorted(f"{file_sha256(p)},{l},{s}" for p, l, s in
-                  progress_iter(list(zip(df.path, df.label, df.get('split', [''] * len(df)))), display=progress, leave=False))
-    return hashlib.sha256('\n'.join(rows).encode()).hexdigest()[:16]
+    shas = [file_sha256(p) for p in progress_iter(list(df.path), display=progress, leave=False)]
+    return version_of(shas, df.label, df.get('split', [''] * len(df)))

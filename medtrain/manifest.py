@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import DataError, progress_iter
-from .data import file_sha256, is_url, is_tar_member, read_bytes, IMAGE_EXTS
+from .data import file_sha256, is_url, is_tar_member, read_bytes, version_of, IMAGE_EXTS
 
 # %% auto #0
 __all__ = ['MANIFEST_COLS', 'build_manifest', 'manifest_version', 'write_manifest', 'read_manifest', 'verify_manifest',
@@ -26,21 +26,22 @@ def _size(p):
         return int(fsspec.core.url_to_fs(p)[0].size(p))
     return os.path.getsize(p)
 
-def build_manifest(df: pd.DataFrame, progress=True, workers: int = 4) -> pd.DataFrame:
-    "The manifest of the standard table `df`: one row per file with `sha256` and `size` added (hashed in a thread pool)."
+def build_manifest(df: pd.DataFrame, progress=True, workers: int = 4, fresh_hashes: bool = False) -> pd.DataFrame:
+    """The manifest of the standard table `df`: one row per file with `sha256` and `size`, hashed in a thread pool.
+    `fresh_hashes=True` says `df` carries hashes just computed from the files (`apply_bad_file_policy`): they are used as they are."""
     paths = list(df.path)
-    with ThreadPoolExecutor(workers) as ex:
-        shas = list(progress_iter(ex.map(file_sha256, paths), total=len(paths), display=progress, leave=False))
-        sizes = list(ex.map(_size, paths))
+    if fresh_hashes and {'sha256', 'size'} <= set(df.columns) and df.sha256.notna().all(): shas, sizes = list(df.sha256), list(df['size'])
+    else:
+        with ThreadPoolExecutor(workers) as ex:
+            shas = list(progress_iter(ex.map(file_sha256, paths), total=len(paths), display=progress, leave=False))
+            sizes = list(ex.map(_size, paths))
     m = pd.DataFrame(dict(path=paths, sha256=shas, size=sizes, label=list(df.label.astype(str))))
     for c in ('patient_id', 'split', 'fold'): m[c] = df[c].values if c in df.columns else None
     return m[MANIFEST_COLS]
 
 def manifest_version(m: pd.DataFrame) -> str:
     "The dataset version: a short hash of the sorted (sha256, label, split) rows — equal to `data_version` of the same table."
-    splits = m.split.fillna('') if 'split' in m.columns else [''] * len(m)
-    rows = sorted(f"{h},{l},{s}" for h, l, s in zip(m.sha256, m.label, splits))
-    return hashlib.sha256('\n'.join(rows).encode()).hexdigest()[:16]
+    return version_of(m.sha256, m.label, m.split.fillna('') if 'split' in m.columns else [''] * len(m))
 
 def write_manifest(m: pd.DataFrame, path) -> str:
     "Save manifest `m` as CSV at `path` (paths relative to its folder when below it); returns the dataset version."

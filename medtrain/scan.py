@@ -4,7 +4,7 @@
 
 # %% ../nbs/01c_scan.ipynb #9b8c8920
 from __future__ import annotations
-import io, warnings
+import hashlib, io, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -24,12 +24,13 @@ _MAGIC = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b
 
 def check_file(path, max_pixels: int = 89_478_485, n_in: int | None = None) -> dict:
     "Open and decode one file; returns `dict(path, problem, detail, mode, width, height)` (`problem` None when fine)."
-    out = dict(path=str(path), problem=None, detail='', mode=None, width=None, height=None)
+    out = dict(path=str(path), problem=None, detail='', mode=None, width=None, height=None, sha256=None, size=None)
     def bad(problem, detail): out.update(problem=problem, detail=str(detail)[:200]); return out
     try: data = read_bytes(path)
     except FileNotFoundError: return bad('missing', 'no such file')
     except (PermissionError, OSError) as e: return bad('unreadable', f'{type(e).__name__}: {e}')
     if not data: return bad('zero-byte', 'empty file')
+    out.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))   # the bytes are here once: the manifest reuses the hash
     if is_dicom(data[:132], path): return _check_dicom(data, out, bad, max_pixels, n_in)
     with warnings.catch_warnings():
         warnings.simplefilter('error', Image.DecompressionBombWarning)
@@ -104,6 +105,7 @@ def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=No
         kinds = ', '.join(f"{n} {p}" for p, n in bad.problem.value_counts().items())
         raise DataError(f"{len(bad)} bad image(s) ({kinds}), e.g. {bad.path.iloc[0]}: {bad.detail.iloc[0]}"
                         + (f"; report: {report_path}" if report_path else '') + "; set data.bad_files=skip to train on the rest")
-    good = df[rep.problem.isna().values].reset_index(drop=True)
+    ok = rep.problem.isna().values
+    good = df[ok].assign(sha256=rep.sha256[ok].values, size=rep['size'][ok].values).reset_index(drop=True)
     if not len(good): raise DataError(f"all {len(df)} images are bad (e.g. {bad.path.iloc[0]}: {bad.detail.iloc[0]})")
     return good, bad

@@ -195,7 +195,9 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
                 df[df.split == 'test'].to_csv(rd/'test.csv', index=False)
         classes = sorted(df.label.unique())
         n_in = cfg.model.n_in or detect_n_in(df.path)
-        manifest = build_manifest(df, progress=False)   # SHA-256 of every file: the version, and the duplicate-leak check
+        # SHA-256 of every file: the version and the duplicate-leak check. A new run reuses the scan's hashes (one read of
+        # each file, not two); a resumed run hashes again, so a file changed since the start is caught below
+        manifest = build_manifest(df, progress=False, fresh_hashes=not resume)
         check_duplicates(manifest)
         version = manifest_version(manifest)
         if main and not resume: write_manifest(manifest, rd/'manifest.csv')
