@@ -12,7 +12,7 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.callback.training import GradientAccumulation, GradientClip
-from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau
+from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
 from fastai.callback.schedule import ParamScheduler, SchedCos, SchedNo, combine_scheds  # also patches Learner.fit_one_cycle/fit_flat_cos
 from fastai.optimizer import Adam, SGD
 from fastcore.basics import partialler
@@ -90,7 +90,7 @@ class EMA(Callback):
     def after_epoch(self): self._restore_raw()
     def after_cancel_fit(self): self._restore_raw()
     def after_fit(self):
-        if not any(type(cb).__name__ == 'SaveModelCallback' for cb in self.learn.cbs):   # that one loads the best (averaged) weights itself
+        if not any(isinstance(cb, SaveModelCallback) for cb in self.learn.cbs):   # that one loads the best (averaged) weights itself
             self.learn.model.load_state_dict(self.ema.module.state_dict())
     def state_dict(self): return {'ema': self.ema.module.state_dict()}
     def load_state_dict(self, state): self.ema.module.load_state_dict(state['ema'])

@@ -60,9 +60,14 @@ class DataConfig(_Section):
     @field_validator('path', mode='after')
     @classmethod
     def _local_as_path(cls, v): return v if isinstance(v, str) and '://' in v and not v.startswith('file://') else Path(str(v).removeprefix('file://'))
-    cache: Literal['off', 'memory', 'disk'] = Field('off', description="decode-once image cache: off, memory (this run), disk (memory-mapped, reused by later runs)")
+    cache: Literal['off', 'memory', 'disk'] = Field('off', description="decode-once image cache: off, memory (this run), disk (memory-mapped, reused by later runs, with the bad-file scan's verdicts)")
     cache_dir: Path | None = Field(None, description="where data.cache=disk keeps its arrays; None = $MEDTRAIN_CACHE_DIR or ~/.cache/medtrain")
     gpu_decode: bool = Field(False, description="decode JPEG files on the GPU (nvJPEG) when data.cache is off and the device is CUDA")
+
+    @field_validator('cache', mode='before')
+    @classmethod
+    def _cache_yaml_bool(cls, v):   # YAML 1.1 reads an unquoted `cache: off` as false (and `on` as true: the persistent cache)
+        return ('disk' if v else 'off') if isinstance(v, bool) else v
 
     @model_validator(mode='after')
     def _check(self):

@@ -4,27 +4,30 @@
 
 # %% ../nbs/01c_scan.ipynb #9b8c8920
 from __future__ import annotations
-import hashlib, io, warnings
+import hashlib, io, json, os, sqlite3, stat, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from .config import DataError, progress_iter
+from fastcore.all import chunked
 from .data import read_bytes, is_url, is_dicom, dicom_to_pil, to_model_mode
 
 # %% auto #0
-__all__ = ['SUPPORTED_MODES', 'check_file', 'scan_table', 'split_only_labels', 'summarize_scan', 'apply_bad_file_policy']
+__all__ = ['SUPPORTED_MODES', 'SCAN_FORMAT', 'check_file', 'scan_table', 'split_only_labels', 'summarize_scan',
+           'apply_bad_file_policy', 'file_stamp', 'ScanCache']
 
 # %% ../nbs/01c_scan.ipynb #eca5fc8a
 SUPPORTED_MODES = {'1', 'L', 'LA', 'La', 'P', 'PA', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'CMYK', 'YCbCr', 'LAB', 'HSV',
                    'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'}
 
+_EMPTY_RESULT = dict(path=None, problem=None, detail='', mode=None, width=None, height=None, sha256=None, size=None)
 _MAGIC = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')
 
 def check_file(path, max_pixels: int = 89_478_485, n_in: int | None = None) -> dict:
     "Open and decode one file; returns `dict(path, problem, detail, mode, width, height)` (`problem` None when fine)."
-    out = dict(path=str(path), problem=None, detail='', mode=None, width=None, height=None, sha256=None, size=None)
+    out = dict(_EMPTY_RESULT, path=str(path))
     def bad(problem, detail): out.update(problem=problem, detail=str(detail)[:200]); return out
     try: data = read_bytes(path)
     except FileNotFoundError: return bad('missing', 'no such file')
@@ -68,13 +71,21 @@ def _check_dicom(data, out, bad, max_pixels, n_in):
     return out
 
 # %% ../nbs/01c_scan.ipynb #73e3072e
-def scan_table(df: pd.DataFrame, max_pixels: int = 89_478_485, n_in: int | None = None, progress=True, workers: int = 4) -> pd.DataFrame:
-    "Check every `df.path`; returns one row per file: `path, label, problem, detail, mode, width, height`."
+def scan_table(df: pd.DataFrame, max_pixels: int = 89_478_485, n_in: int | None = None, progress=True, workers: int = 4,
+               cache=None) -> pd.DataFrame:
+    """Check every `df.path`; returns one row per file: `path, label, problem, detail, mode, width, height, sha256, size`.
+    `cache`: a `ScanCache` (or its file): verdicts for files unchanged since they were scanned are reused, new ones added."""
     paths = list(df.path)
+    if cache is not None and not isinstance(cache, ScanCache): cache = ScanCache(cache)
+    keys = [cache.key(p, max_pixels, n_in) for p in paths] if cache is not None else [None] * len(paths)
+    known = cache.get(keys) if cache is not None else {}
+    rows = [dict(known[k], path=str(p)) if k in known else None for p, k in zip(paths, keys)]
+    todo = [i for i, r in enumerate(rows) if r is None]
     with ThreadPoolExecutor(workers) as ex:
-        rows = list(progress_iter(ex.map(lambda p: check_file(p, max_pixels, n_in), paths), total=len(paths), display=progress,
-                                  leave=False))
-    rep = pd.DataFrame(rows)
+        done = ex.map(lambda i: check_file(paths[i], max_pixels, n_in), todo)
+        for i, r in zip(todo, progress_iter(done, total=len(todo), display=progress, leave=False)): rows[i] = r
+    if cache is not None: cache.put((keys[i], rows[i]) for i in todo)
+    rep = pd.DataFrame(rows, columns=list(_EMPTY_RESULT))
     rep.insert(1, 'label', list(df.label))
     return rep
 
@@ -96,9 +107,9 @@ def summarize_scan(rep: pd.DataFrame, df: pd.DataFrame | None = None) -> str:
     return '\n'.join(lines)
 
 def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=None, max_pixels: int = 89_478_485,
-                          n_in: int | None = None, progress=True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Scan `df`; save the report of bad files at `report_path`; return `(good rows, bad rows)` or raise `DataError` (`policy='fail'`)."
-    rep = scan_table(df, max_pixels, n_in, progress)
+                          n_in: int | None = None, progress=True, cache=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Scan `df` (reusing `cache`'s verdicts); save the report of bad files at `report_path`; return `(good rows, bad rows)` or raise `DataError` (`policy='fail'`)."
+    rep = scan_table(df, max_pixels, n_in, progress, cache=cache)
     bad = rep[rep.problem.notna()]
     if report_path is not None and len(bad): bad.to_csv(report_path, index=False)
     if len(bad) and policy == 'fail':
@@ -109,3 +120,39 @@ def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=No
     good = df[ok].assign(sha256=rep.sha256[ok].values, size=rep['size'][ok].values).reset_index(drop=True)
     if not len(good): raise DataError(f"all {len(df)} images are bad (e.g. {bad.path.iloc[0]}: {bad.detail.iloc[0]})")
     return good, bad
+
+# %% ../nbs/01c_scan.ipynb #c4a1d9e1
+SCAN_FORMAT = 1   # bump when `check_file` changes its verdicts: older entries are then ignored
+
+def file_stamp(path) -> str | None:
+    "`path`, size and modification time of a local regular file; None for URLs, tar members and what `stat` cannot see."
+    p = str(path)
+    if is_url(p): return None
+    try: st = os.stat(p)
+    except OSError: return None
+    return f"{p}\0{st.st_size}\0{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else None
+
+class ScanCache:
+    "`check_file` verdicts in SQLite, keyed by each file's path, size and modification time and the scan's settings."
+    def __init__(self, file):
+        self.file = Path(file).expanduser()
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.file, timeout=120, check_same_thread=False)
+        with self._db: self._db.execute('create table if not exists verdicts (key text primary key, result text not null)')
+    def __repr__(self): return f"ScanCache({self.file}, {len(self)} verdicts)"
+    def __len__(self): return self._db.execute('select count(*) from verdicts').fetchone()[0]
+    def key(self, path, max_pixels: int, n_in) -> str | None:
+        "The entry for `path` as it is now on disk (None: not cacheable)."
+        stamp = file_stamp(path)
+        return None if stamp is None else hashlib.sha256(f"{SCAN_FORMAT}\0{max_pixels}\0{n_in}\0{stamp}".encode()).hexdigest()
+    def get(self, keys) -> dict:
+        "`{key: verdict}` for the `keys` it holds."
+        out = {}
+        for chunk in chunked([k for k in keys if k], 500):
+            q = f"select key, result from verdicts where key in ({','.join('?' * len(chunk))})"
+            out.update((k, json.loads(r)) for k, r in self._db.execute(q, chunk))
+        return out
+    def put(self, items):
+        "Store `(key, verdict)` pairs (those with a key)."
+        with self._db: self._db.executemany('insert or replace into verdicts values (?, ?)', [(k, json.dumps(r)) for k, r in items if k])
+    def close(self): self._db.close()

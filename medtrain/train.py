@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.tracker import SaveModelCallback, TrackerCallback
 from fastai.callback.schedule import fit_one_cycle  # patches Learner.fit_one_cycle
 from fastai.metrics import accuracy, BalancedAccuracy, F1Score
 from fastai.vision.learner import default_split
@@ -20,9 +20,9 @@ from fastai.vision.learner import default_split
 import medtrain
 from .config import Config, ConfigError, MedtrainError, load_config, save_config, seed_everything, get_device
 from .data import load_source, assign_splits, build_dls, detect_n_in, norm_stats, data_version
-from .scan import apply_bad_file_policy, split_only_labels
+from .scan import apply_bad_file_policy, split_only_labels, ScanCache
 from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest
-from .cache import build_input, fast_path_callbacks
+from .cache import build_input, fast_path_callbacks, default_cache_dir
 from .models import build_model, save_model
 from .evaluate import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
@@ -37,7 +37,7 @@ from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
 __all__ = ['RunDir', 'new_run_dir', 'environment_info', 'CPUAutocast', 'precision_callbacks', 'training_metrics', 'RunResult',
-           'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'train', 'lr_find']
+           'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'SaveBestModel', 'train', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -152,6 +152,19 @@ def build_learner(cfg: Config, df: pd.DataFrame, classes, n_in: int, device, pat
                       path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg) + fast_path_callbacks(cfg.train),
                       metrics=training_metrics())
 
+class SaveBestModel(SaveModelCallback):
+    "fastai's `SaveModelCallback` (best by `monitor`, reloaded at the end) that announces a better model only when `verbose`."
+    name = 'save_model_callback'   # fastai's name for the parent: its state in older runs' checkpoints still resumes
+    def __init__(self, *args, verbose: bool = True, **kwargs): super().__init__(*args, **kwargs); self.verbose = verbose
+    def after_epoch(self):
+        if self.verbose or self.every_epoch: return super().after_epoch()
+        TrackerCallback.after_epoch(self)
+        if self.new_best: self._save(self.fname)
+
+def _scan_cache(d) -> ScanCache | None:
+    "With `data.cache=disk`, the bad-file scan's verdicts live next to the image cache and later runs reuse them."
+    return ScanCache(Path(d.cache_dir or default_cache_dir()).expanduser()/'scan.sqlite') if d.cache == 'disk' else None
+
 def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool = False, cbs=()) -> RunResult:
     """Train a classifier as configured by `cfg`; everything it produces goes into the run dir.
     With `resume=True`, continue the run in `run_dir` from its last checkpoint (its own `config.yaml` is used).
@@ -186,7 +199,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         else:
             with main_process_first():   # rank 0 generates/unpacks data once; the others then read it
                 df, bad = apply_bad_file_policy(load_source(cfg.data, progress), cfg.data.bad_files, rd/'bad_files.csv' if main else None,
-                                                cfg.data.max_pixels, cfg.model.n_in, progress)
+                                                cfg.data.max_pixels, cfg.model.n_in, progress, cache=_scan_cache(cfg.data))
                 if len(bad): _say(progress, f"skipped {len(bad)} bad image(s) ({', '.join(f'{n} {p}' for p, n in bad.problem.value_counts().items())}): see {rd/'bad_files.csv'}")
                 df = assign_splits(df, cfg.data.valid_pct, cfg.data.test_pct, cfg.data.seed)
                 for lbl, where in split_only_labels(df).items(): _say(progress, f"warning: label {lbl!r} appears only in the {where} split")
@@ -196,7 +209,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         classes = sorted(df.label.unique())
         n_in = cfg.model.n_in or detect_n_in(df.path)
         # SHA-256 of every file: the version and the duplicate-leak check. A new run reuses the scan's hashes (one read of
-        # each file, not two); a resumed run hashes again, so a file changed since the start is caught below
+        # each file, not two; none for a file the scan cache vouches for); a resumed run hashes again, so a file changed
+        # since the start is caught below
         manifest = build_manifest(df, progress=False, fresh_hashes=not resume)
         check_duplicates(manifest)
         version = manifest_version(manifest)
@@ -208,7 +222,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
              f"{counts.get('train', 0)}/{counts.get('valid', 0)}/{counts.get('test', 0)}, version {version}")
         if main: rd.update_run(data_version=version, classes=classes, n_images=len(df), processes=num_distrib() or 1)
         learn = build_learner(cfg, df, classes, n_in, device, rd.path, pretrained=not resume,
-                              cbs=[HistoryCSV('history.csv'), SaveModelCallback(monitor='valid_loss', fname='best'),
+                              cbs=[HistoryCSV('history.csv'), SaveBestModel(monitor='valid_loss', fname='best', verbose=progress),
                                    TrainCheckpoint('last', cfg.train.checkpoint_every)] + cbs_precision + cbs_distrib + cbs_track + list(cbs))
         if not main: learn.remove_cb(ProgressCallback)
         dls, model = learn.dls, learn.model

@@ -1,15 +1,16 @@
 "Data-parallel training in 2 CPU processes (gloo) through the CLI: it completes, ranks split the data, rank 0 writes."
 import json, math
-import pandas as pd
+import pandas as pd, pytest
 from conftest import medtrain
 
-def test_two_process_cpu_training(tmp_path):
+@pytest.mark.parametrize('cache', ['off', 'disk'])   # fastai's loaders, and the decode-once cache's (built by both ranks)
+def test_two_process_cpu_training(tmp_path, cache):
     import os
     from pathlib import Path
     here = Path(__file__).parent
     sets = ['data.synthetic.n_images=200', 'data.synthetic.image_size=32', 'data.size=32', f'data.path={tmp_path}/data',
             'data.synthetic.majority=0.4', 'train.epochs=3', 'train.bs=8', 'train.device=cpu', 'model.arch=medcnn_small',
-            'augment.enabled=false', 'train.callbacks=[plugins:SampleLog]']
+            'augment.enabled=false', 'train.callbacks=[plugins:SampleLog]', f'data.cache={cache}', f'data.cache_dir={tmp_path}/cache']
     r = medtrain('train', '--num-processes', '2', *[a for s in sets for a in ('--set', s)], '--run-dir', tmp_path/'run', '--quiet',
                  env={'PYTHONPATH': f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}, check=True)
     assert r.stdout.count('run dir:') == 1                                   # only rank 0 speaks
@@ -25,3 +26,4 @@ def test_two_process_cpu_training(tmp_path):
     assert abs(len(a) - len(b)) <= 8 and len(a) + len(b) >= n_train - 2 * 8   # each rank takes about half an epoch
     assert not set(a) & set(b)                                                # and not the same images
     assert (run/'model'/'model.safetensors').exists()
+    if cache == 'disk': assert len(list((tmp_path/'cache').glob('*.npy'))) == 1 and (tmp_path/'cache'/'scan.sqlite').exists()

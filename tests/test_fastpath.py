@@ -1,5 +1,8 @@
-"The decode-once cache inside `train`: same metrics as fastai's pipeline, reused by a second run."
+"The decode-once cache inside `train`: same metrics as fastai's pipeline, reused by a second run (images and scan verdicts)."
 import json
+import pandas as pd
+import medtrain.scan
+from medtrain.scan import ScanCache
 import numpy as np
 from medtrain.config import load_config
 from medtrain.train import train
@@ -10,7 +13,7 @@ def _cfg(tmp_path, *extra):
                                   'data.size=32', 'train.epochs=2', 'train.bs=32', 'train.device=cpu', 'model.arch=medcnn_small',
                                   'data.synthetic.majority=0.4', *extra], environ={})
 
-def test_cache_same_metrics_and_reuse(tmp_path):
+def test_cache_same_metrics_and_reuse(tmp_path, monkeypatch):
     plain = train(_cfg(tmp_path), tmp_path/'plain', progress=False)
     cached_cfg = _cfg(tmp_path, 'data.cache=disk', f'data.cache_dir={tmp_path}/cache', 'train.channels_last=true')
     fast = train(cached_cfg, tmp_path/'fast', progress=False)
@@ -22,7 +25,12 @@ def test_cache_same_metrics_and_reuse(tmp_path):
     hf = np.loadtxt(tmp_path/'fast'/'history.csv', delimiter=',', skiprows=1, usecols=(1, 2))
     assert np.allclose(hp, hf, atol=5e-3), (hp, hf)
     assert abs(fast.metrics["accuracy"] - plain.metrics["accuracy"]) <= 0.05
+    assert len(ScanCache(tmp_path/'cache'/'scan.sqlite')) == 200   # every file's verdict kept next to the images
     mtime = files[0].stat().st_mtime_ns
+    def opened(*a, **k): raise AssertionError(f"the second run opened {a[0]} to scan it")
+    monkeypatch.setattr(medtrain.scan, 'check_file', opened)   # unchanged files: the verdicts (and hashes) come from the cache
     again = train(cached_cfg, tmp_path/'again', progress=False)
+    cols = ['path', 'sha256', 'size', 'label', 'split']
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/'again'/'manifest.csv')[cols], pd.read_csv(tmp_path/'fast'/'manifest.csv')[cols])
     assert files[0].stat().st_mtime_ns == mtime, "the second run reuses the cache"
     assert json.loads((tmp_path/'again'/'metrics.json').read_text())['accuracy'] == fast.metrics['accuracy']
