@@ -15,3 +15,13 @@ def test_train_throughput_smoke(tmp_path):
                 'valid accuracy after 1 epochs', '- command: `', '- machine: '):
         assert row in table, row
     assert table.count('\n| ') >= 9 and 'img/s' in table
+
+def test_scan_cache_smoke(tmp_path):
+    "`benchmarks/scan_cache.py`: cold and warm start-up, each step timed (a speed is never asserted)."
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scan_cache.py'), '--n', '40', '--size', '48', '--train-size', '32',
+                        '--work-dir', str(tmp_path), '--no-record'], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for row in ('| scan, no cache |', '| scan, first run (cold) |', '| scan, second run (warm) |',
+                '| image cache at 32 px, first run (cold) |', '| image cache at 32 px, second run (warm) |', 'Before the first training step'):
+        assert row in r.stdout, row
+    assert (tmp_path/'cache'/'scan.sqlite').exists() and len(list((tmp_path/'cache').glob('*.npy'))) == 1
