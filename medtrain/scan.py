@@ -133,14 +133,21 @@ def file_stamp(path) -> str | None:
     return f"{p}\0{st.st_size}\0{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else None
 
 class ScanCache:
-    "`check_file` verdicts in SQLite, keyed by each file's path, size and modification time and the scan's settings."
+    """`check_file` verdicts in SQLite, keyed by each file's path, size and modification time and the scan's settings.
+    A cache that cannot be used (unwritable folder, a damaged file, a full disk) only warns: the scan then opens every file."""
     def __init__(self, file):
-        self.file = Path(file).expanduser()
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.file, timeout=120, check_same_thread=False)
-        with self._db: self._db.execute('create table if not exists verdicts (key text primary key, result text not null)')
+        self.file, self._db = Path(file).expanduser(), None
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.file, timeout=120, check_same_thread=False)
+            with db: db.execute('create table if not exists verdicts (key text primary key, result text not null)')
+            self._db = db
+        except (sqlite3.Error, OSError) as e: self._fail(e)
+    def _fail(self, e):
+        warnings.warn(f"scan cache {self.file}: {type(e).__name__}: {e}; every file is scanned without it", stacklevel=3)
+        self._db = None
     def __repr__(self): return f"ScanCache({self.file}, {len(self)} verdicts)"
-    def __len__(self): return self._db.execute('select count(*) from verdicts').fetchone()[0]
+    def __len__(self): return 0 if self._db is None else self._db.execute('select count(*) from verdicts').fetchone()[0]
     def key(self, path, max_pixels: int, n_in) -> str | None:
         "The entry for `path` as it is now on disk (None: not cacheable)."
         stamp = file_stamp(path)
@@ -148,11 +155,17 @@ class ScanCache:
     def get(self, keys) -> dict:
         "`{key: verdict}` for the `keys` it holds."
         out = {}
-        for chunk in chunked([k for k in keys if k], 500):
-            q = f"select key, result from verdicts where key in ({','.join('?' * len(chunk))})"
-            out.update((k, json.loads(r)) for k, r in self._db.execute(q, chunk))
+        if self._db is None: return out
+        try:
+            for chunk in chunked([k for k in keys if k], 500):
+                q = f"select key, result from verdicts where key in ({','.join('?' * len(chunk))})"
+                out.update((k, json.loads(r)) for k, r in self._db.execute(q, chunk))
+        except sqlite3.Error as e: self._fail(e); return {}
         return out
     def put(self, items):
         "Store `(key, verdict)` pairs (those with a key)."
-        with self._db: self._db.executemany('insert or replace into verdicts values (?, ?)', [(k, json.dumps(r)) for k, r in items if k])
+        if self._db is None: return
+        try:
+            with self._db: self._db.executemany('insert or replace into verdicts values (?, ?)', [(k, json.dumps(r)) for k, r in items if k])
+        except sqlite3.Error as e: self._fail(e)
     def close(self): self._db.close()
