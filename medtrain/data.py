@@ -385,14 +385,18 @@ def to_model_mode(im: Image.Image, n_in: int = 3) -> Image.Image:
     want = 'L' if n_in == 1 else 'RGB'
     return im if im.mode == want else im.convert(want)
 
+def _source_and_head(path):
+    "`(src, head)`: a local path stays a path, anything else (URL, tar member, file object) is read into memory; `head`: the first 132 bytes, for `is_dicom`."
+    if isinstance(path, (str, Path)) and not is_url(path) and not is_tar_member(path):
+        with open(path, 'rb') as f: return path, f.read(132)
+    src = io.BytesIO(read_bytes(path))
+    return src, src.getvalue()[:132]
+
 def open_image(path, n_in: int = 3, window=None, frame: int = 0) -> Image.Image:
     "Open an image or DICOM file (path, URL or file object) as the model sees it (`L` or `RGB`); `DataError` names the file if it cannot be read."
     name = getattr(path, 'name', path)
     try:
-        src = path if (isinstance(path, (str, Path)) and not is_url(path) and not is_tar_member(path)) else io.BytesIO(read_bytes(path))
-        if isinstance(src, io.BytesIO): head = src.getvalue()[:132]
-        else:
-            with open(src, 'rb') as f: head = f.read(132)
+        src, head = _source_and_head(path)
         if is_dicom(head, name): return to_model_mode(dicom_to_pil(src, window, frame), n_in)
         with Image.open(src) as im:
             im.load()
@@ -459,10 +463,7 @@ def write_dicom(path, pixels: np.ndarray, slope: float = 1., intercept: float = 
 def raw_mode(path) -> str | None:
     "The stored colour mode of an image or DICOM file (PIL names: `L`, `I;16`, `RGB`, …); None if unreadable."
     try:
-        src = io.BytesIO(read_bytes(path)) if is_url(path) or is_tar_member(path) or hasattr(path, 'read') else path
-        if isinstance(src, io.BytesIO): head = src.getvalue()[:132]
-        else:
-            with open(src, 'rb') as f: head = f.read(132)
+        src, head = _source_and_head(path)
         if is_dicom(head, path):
             import pydicom
             return 'L' if int(pydicom.dcmread(src, stop_before_pixels=True).get('SamplesPerPixel', 1)) == 1 else 'RGB'
