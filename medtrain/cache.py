@@ -272,10 +272,13 @@ class ChannelsLast(Callback):
         if self.xb and self.xb[0].ndim == 4: self.learn.xb = (self.xb[0].contiguous(memory_format=torch.channels_last), *self.xb[1:])
 
 class CompileModel(Callback):
-    "`torch.compile` the model in place before fitting (parameter names, hence checkpoints, are unchanged)."
+    "`torch.compile` the model in place for fitting (parameter names, hence checkpoints, are unchanged); eager again after it."
     order = -1
     def before_fit(self):
         if getattr(self.learn.model, '_compiled_call_impl', None) is None: self.learn.model.compile()
+    def before_batch(self):   # the compiler cannot trace fastai's tensor subclasses (their __torch_function__): plain tensors in
+        self.learn.xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in self.xb)
+    def after_fit(self): self.learn.model._compiled_call_impl = None   # evaluation, export and notebooks get the eager model
 
 def fast_path_callbacks(train_cfg) -> list:
     "Callbacks for `train.channels_last` and `train.compile`."

@@ -34,3 +34,19 @@ def test_cache_same_metrics_and_reuse(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path/'again'/'manifest.csv')[cols], pd.read_csv(tmp_path/'fast'/'manifest.csv')[cols])
     assert files[0].stat().st_mtime_ns == mtime, "the second run reuses the cache"
     assert json.loads((tmp_path/'again'/'metrics.json').read_text())['accuracy'] == fast.metrics['accuracy']
+
+def test_compile_trains_and_saves_plain_weights(tmp_path, monkeypatch):
+    "`train.compile=true`: the compiled model trains, and what is saved loads into a plain model with the same outputs."
+    import torch
+    from medtrain.models import load_model
+    compiled, compile = [], torch.compile
+    monkeypatch.setattr(torch, 'compile', lambda *a, **k: compiled.append(a) or compile(*a, **k))
+    cfg = _cfg(tmp_path, 'train.compile=true', 'train.epochs=1', 'data.synthetic.n_images=96')
+    res = train(cfg, tmp_path/'compiled', progress=False)
+    assert len(compiled) == 1, "the model was compiled for the fit"
+    assert getattr(res.learn.model, '_compiled_call_impl', None) is None, "and is eager again after it"
+    assert json.loads((tmp_path/'compiled'/'run.json').read_text())['status'] == 'finished'
+    model, meta = load_model(tmp_path/'compiled'/'model')   # parameter names without torch.compile's prefixes
+    x = torch.randn(4, meta.get('n_in', 3), 32, 32)
+    res.learn.model.eval(); model.eval()
+    with torch.no_grad(): assert torch.allclose(model(x), res.learn.model(x), atol=1e-4)
