@@ -140,10 +140,12 @@ def balanced_class_weights(counts) -> torch.Tensor:
     c = torch.tensor(counts, dtype=torch.float32)
     return c.sum() / (len(c) * c.clamp(min=1))
 
-def build_learner(cfg: Config, df: pd.DataFrame, classes, n_in: int, device, path, pretrained: bool = True, cbs=()) -> MedLearner:
+def build_learner(cfg: Config, df: pd.DataFrame, classes, n_in: int, device, path, pretrained: bool = True, cbs=(),
+                  progress: bool | None = None) -> MedLearner:
     "The Learner `cfg` describes, on the split table `df`: DataLoaders, model, loss, optimizer, callbacks (plus `cbs`)."
     seed_everything(cfg.train.seed)
-    dls = build_input(cfg, df, classes, n_in, device, progress=cfg.train.progress)   # data.cache / data.gpu_decode / plain fastai
+    progress = cfg.train.progress if progress is None else progress   # e.g. the image cache's build bar
+    dls = build_input(cfg, df, classes, n_in, device, progress=progress)   # data.cache / data.gpu_decode / plain fastai
     model = build_model(cfg.model.arch, n_in, len(classes), cfg.model.pretrained if pretrained else False, size=cfg.data.size)
     train_counts = df[df.split == 'train'].label.value_counts().reindex(classes, fill_value=0).tolist()
     weight = balanced_class_weights(train_counts) if cfg.data.imbalance == 'weighted_loss' else None
@@ -221,7 +223,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         _say(progress, f"data: {len(df)} images, {len(classes)} classes, train/valid/test = "
              f"{counts.get('train', 0)}/{counts.get('valid', 0)}/{counts.get('test', 0)}, version {version}")
         if main: rd.update_run(data_version=version, classes=classes, n_images=len(df), processes=num_distrib() or 1)
-        learn = build_learner(cfg, df, classes, n_in, device, rd.path, pretrained=not resume,
+        learn = build_learner(cfg, df, classes, n_in, device, rd.path, pretrained=not resume, progress=progress,
                               cbs=[HistoryCSV('history.csv'), SaveBestModel(monitor='valid_loss', fname='best', verbose=progress),
                                    TrainCheckpoint('last', cfg.train.checkpoint_every)] + cbs_precision + cbs_distrib + cbs_track + list(cbs))
         if not main: learn.remove_cb(ProgressCallback)
@@ -279,7 +281,7 @@ def lr_find(cfg: Config, out, progress: bool | None = None) -> dict:
     df = assign_splits(load_source(cfg.data, progress), cfg.data.valid_pct, cfg.data.test_pct, cfg.data.seed)
     classes = sorted(df.label.unique())
     learn = build_learner(cfg, df, classes, cfg.model.n_in or detect_n_in(df.path), device, out,
-                          cbs=precision_callbacks(cfg.train.precision, device))
+                          cbs=precision_callbacks(cfg.train.precision, device), progress=progress)
     learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('EarlyStoppingCallback', 'ProgressiveResize', 'EMA')])
     if progress: res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
     else:
