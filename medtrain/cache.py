@@ -278,7 +278,9 @@ class CompileModel(Callback):
         if getattr(self.learn.model, '_compiled_call_impl', None) is None: self.learn.model.compile()
     def before_batch(self):   # the compiler cannot trace fastai's tensor subclasses (their __torch_function__): plain tensors in
         self.learn.xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in self.xb)
-    def after_fit(self): self.learn.model._compiled_call_impl = None   # evaluation, export and notebooks get the eager model
+    def after_fit(self):   # evaluation, export and notebooks get the eager model (under DDP, `model` is still the wrapper here)
+        for m in (self.learn.model, getattr(self.learn.model, 'module', None)):
+            if isinstance(m, torch.nn.Module): m._compiled_call_impl = None
 
 def fast_path_callbacks(train_cfg) -> list:
     "Callbacks for `train.channels_last` and `train.compile`."
