@@ -5,7 +5,7 @@ Every `medtrain train` opens every image once (the bad-file scan, which also has
 trial, a cross-validation fold) reuses both: the scan's verdicts by file path, size and modification time, the
 images by the cache key. This prints the seconds of each step, cold and warm, and appends them to RESULTS.md.
 
-    python benchmarks/scan_cache.py --n 5000 --size 512          # 5,000 PNG files of 512 px, cached at 128 px
+    python benchmarks/scan_cache.py --n 5000 --size 512          # 5,000 synthetic lesion PNGs of 512 px, cached at 128 px
     python benchmarks/scan_cache.py --n 50 --size 64 --no-record  # smoke
 """
 import argparse, os, platform, shutil, sys, tempfile, time
@@ -15,28 +15,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-def make_files(folder: Path, n: int, size: int) -> list:
-    "`n` distinct RGB PNGs of `size` px (smooth gradients plus noise, so they compress like photographs)."
-    import numpy as np
-    from PIL import Image
-    from fastprogress.fastprogress import progress_bar
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    paths = [folder/f'img{i:06d}.png' for i in range(n)]
-    for i in progress_bar(range(n), leave=False):
-        if paths[i].exists(): continue
-        a = np.stack([np.sin(6 * xx + i) , np.cos(5 * yy - i), xx * yy], -1) * 100 + 120 + rng.normal(0, 8, (size, size, 3))
-        Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(paths[i])
-    return [str(p) for p in paths]
-
 def run(a) -> str:
-    import pandas as pd
+    from medtrain.config import SyntheticConfig
+    from medtrain.data import make_synthetic
     from medtrain.scan import apply_bad_file_policy, ScanCache
     from medtrain.cache import ImageCache
     work = Path(a.work_dir or tempfile.mkdtemp(prefix='medtrain-scan-bench-'))
-    paths = make_files(work/f'files-{a.size}', a.n, a.size)
-    df = pd.DataFrame(dict(path=paths, label=['a', 'b'] * (a.n // 2) + ['a'] * (a.n % 2)))
+    # medtrain's synthetic lesions, reused when already generated with the same settings
+    df = make_synthetic(work/f'synthetic-{a.size}-{a.n}', SyntheticConfig(n_images=a.n, image_size=a.size, n_classes=2, majority=0.5))
+    paths = list(df.path)
     cache_dir = work/'cache'
     shutil.rmtree(cache_dir, ignore_errors=True)
     rows = []
@@ -46,7 +33,7 @@ def run(a) -> str:
     for run in ('first run (cold)', 'second run (warm)'):
         timed(f'scan, {run}', lambda: apply_bad_file_policy(df, progress=False, cache=ScanCache(cache_dir/'scan.sqlite')))
         timed(f'image cache at {a.train_size} px, {run}', lambda: ImageCache.build(paths, a.train_size, 3, cache_dir, progress=False))
-    lines = [f"### Start-up: bad-file scan and image cache, {a.n:,} PNG files of {a.size} px",
+    lines = [f"### Start-up: bad-file scan and image cache, {a.n:,} synthetic lesion PNGs of {a.size} px",
              '', f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, python {platform.python_version()}",
              f"- command: `python benchmarks/scan_cache.py --n {a.n} --size {a.size} --train-size {a.train_size}`",

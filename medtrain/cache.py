@@ -22,7 +22,7 @@ from fastai.vision.augment import Resize
 import torch.nn.functional as F
 
 from .config import ConfigError, DataError, progress_iter
-from .data import open_image, detect_n_in, norm_stats
+from .data import open_image, detect_n_in, norm_stats, file_stamp
 
 # %% auto #0
 __all__ = ['RESIZE_POLICIES', 'CACHE_FORMAT', 'decode_resized', 'cache_key', 'default_cache_dir', 'ImageCache', 'CachedImages',
@@ -43,23 +43,13 @@ def decode_resized(path, size: int, n_in: int = 3, resize: str = 'squish', dicom
 # %% ../nbs/01b_cache.ipynb #d949e932
 CACHE_FORMAT = 1   # bump when the layout or the decoding changes: old caches are then ignored
 
-def _file_stamp(path: str) -> str:
-    if '://' in path and not path.startswith('file://'):
-        import fsspec
-        fs, p = fsspec.core.url_to_fs(path)
-        info = fs.info(p)
-        return f"{path}\0{info.get('size')}\0{info.get('ETag') or info.get('etag') or info.get('mtime') or info.get('LastModified')}"
-    try: st = os.stat(path)
-    except OSError as e: raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
-    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
-
 def cache_key(paths, size: int, n_in: int, resize: str = 'squish', version: str | None = None, dicom=None) -> str:
     "Hex key of the decoded images of `paths` at `size`/`n_in`/`resize`/DICOM options (file stamps, or the data `version`)."
     h = hashlib.sha256(json.dumps(dict(format=CACHE_FORMAT, size=size, n_in=n_in, resize=resize, n=len(paths),
                                        **({'dicom': list(map(str, dicom))} if dicom else {}))).encode())
     if version is not None: h.update(f"version={version}\n".encode() + '\n'.join(map(str, paths)).encode())
     else:
-        for p in paths: h.update(_file_stamp(str(p)).encode() + b'\n')
+        for p in paths: h.update(file_stamp(p).encode() + b'\n')
     return h.hexdigest()[:24]
 
 # %% ../nbs/01b_cache.ipynb #0fab9789

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #8037cf7c
 from __future__ import annotations
-import functools, hashlib, io, json, shutil, tarfile, warnings
+import functools, hashlib, io, json, os, shutil, tarfile, warnings
 from pathlib import Path
 
 import numpy as np, pandas as pd
@@ -17,10 +17,10 @@ from .config import DataConfig, AugmentConfig, SyntheticConfig, DataError, Confi
 
 # %% auto #0
 __all__ = ['LESION_CLASSES', 'IMAGE_EXTS', 'SPLIT_DIRS', 'SOURCES', 'class_counts', 'make_synthetic', 'is_url', 'is_tar_member',
-           'read_bytes', 'is_dicom', 'register_source', 'folder_source', 'csv_source', 'npz_source', 'synthetic_source',
-           'load_source', 'assign_splits', 'check_leaks', 'assign_folds', 'to_model_mode', 'open_image', 'ImageReader',
-           'dicom_to_pil', 'write_dicom', 'raw_mode', 'detect_n_in', 'norm_stats', 'image_datablock', 'build_dls',
-           'test_dl', 'file_sha256', 'version_of', 'data_version']
+           'read_bytes', 'file_stamp', 'is_dicom', 'register_source', 'folder_source', 'csv_source', 'npz_source',
+           'synthetic_source', 'load_source', 'assign_splits', 'check_leaks', 'assign_folds', 'to_model_mode',
+           'open_image', 'ImageReader', 'dicom_to_pil', 'write_dicom', 'raw_mode', 'detect_n_in', 'norm_stats',
+           'image_datablock', 'build_dls', 'test_dl', 'file_sha256', 'version_of', 'data_version']
 
 # %% ../nbs/01_data.ipynb #5ce2cf9a
 LESION_CLASSES = ('nv', 'mel', 'bkl', 'bcc', 'akiec', 'vasc', 'df')
@@ -206,6 +206,21 @@ def read_bytes(path) -> bytes:
         import fsspec
         with fsspec.open(path, 'rb') as f: return f.read()
     return Path(str(path).removeprefix('file://')).read_bytes()
+
+def file_stamp(path) -> str:
+    """What identifies the content of `path` now, without reading it: the path, size and modification time (a
+    `SHARD.tar#member`: its shard's; a URL: what fsspec reports, with the ETag when the store gives one). The image
+    cache and the scan cache key on it; `DataError` when the file cannot be seen."""
+    path = str(path)
+    try:
+        if is_url(path):
+            import fsspec
+            fs, p = fsspec.core.url_to_fs(path)
+            info = fs.info(p)
+            return f"{path}\0{info.get('size')}\0{info.get('ETag') or info.get('etag') or info.get('mtime') or info.get('LastModified')}"
+        st = os.stat(path.split('#', 1)[0] if is_tar_member(path) else path.removeprefix('file://'))
+    except OSError as e: raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
 
 def is_dicom(head: bytes, path=None) -> bool:
     "DICOM Part 10 files carry `DICM` at byte 128; files without the preamble are recognised by their `.dcm` suffix."

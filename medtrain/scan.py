@@ -4,7 +4,7 @@
 
 # %% ../nbs/01c_scan.ipynb #9b8c8920
 from __future__ import annotations
-import hashlib, io, json, os, sqlite3, stat, warnings
+import hashlib, io, json, sqlite3, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -12,11 +12,11 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import DataError, progress_iter
 from fastcore.all import chunked
-from .data import read_bytes, is_url, is_dicom, dicom_to_pil, to_model_mode
+from .data import file_stamp, read_bytes, is_url, is_dicom, dicom_to_pil, to_model_mode
 
 # %% auto #0
 __all__ = ['SUPPORTED_MODES', 'SCAN_FORMAT', 'check_file', 'scan_table', 'split_only_labels', 'summarize_scan',
-           'apply_bad_file_policy', 'file_stamp', 'ScanCache']
+           'apply_bad_file_policy', 'ScanCache']
 
 # %% ../nbs/01c_scan.ipynb #eca5fc8a
 SUPPORTED_MODES = {'1', 'L', 'LA', 'La', 'P', 'PA', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'CMYK', 'YCbCr', 'LAB', 'HSV',
@@ -124,14 +124,6 @@ def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=No
 # %% ../nbs/01c_scan.ipynb #c4a1d9e1
 SCAN_FORMAT = 1   # bump when `check_file` changes its verdicts: older entries are then ignored
 
-def file_stamp(path) -> str | None:
-    "`path`, size and modification time of a local regular file; None for URLs, tar members and what `stat` cannot see."
-    p = str(path)
-    if is_url(p): return None
-    try: st = os.stat(p)
-    except OSError: return None
-    return f"{p}\0{st.st_size}\0{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else None
-
 class ScanCache:
     """`check_file` verdicts in SQLite, keyed by each file's path, size and modification time and the scan's settings.
     A cache that cannot be used (unwritable folder, a damaged file, a full disk) only warns: the scan then opens every file."""
@@ -149,9 +141,10 @@ class ScanCache:
     def __repr__(self): return f"ScanCache({self.file}, {len(self)} verdicts)"
     def __len__(self): return 0 if self._db is None else self._db.execute('select count(*) from verdicts').fetchone()[0]
     def key(self, path, max_pixels: int, n_in) -> str | None:
-        "The entry for `path` as it is now on disk (None: not cacheable)."
-        stamp = file_stamp(path)
-        return None if stamp is None else hashlib.sha256(f"{SCAN_FORMAT}\0{max_pixels}\0{n_in}\0{stamp}".encode()).hexdigest()
+        "The entry for `path` as it is now (`medtrain.data.file_stamp`); None when the file cannot be seen (it is scanned)."
+        try: stamp = file_stamp(path)
+        except DataError: return None
+        return hashlib.sha256(f"{SCAN_FORMAT}\0{max_pixels}\0{n_in}\0{stamp}".encode()).hexdigest()
     def get(self, keys) -> dict:
         "`{key: verdict}` for the `keys` it holds."
         out = {}
@@ -168,4 +161,3 @@ class ScanCache:
         try:
             with self._db: self._db.executemany('insert or replace into verdicts values (?, ?)', [(k, json.dumps(r)) for k, r in items if k])
         except sqlite3.Error as e: self._fail(e)
-    def close(self): self._db.close()
