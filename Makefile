@@ -5,10 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
+MIN_FREE_GB ?= 9
 
 .PHONY: install demo test export readme docs lab browser outputs
 
 $(STAMP): setup.py settings.ini constraints.txt
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); test -x $(BIN)/python || test $$free -ge $(MIN_FREE_GB) || { \
+	  echo "!! $$free GB free on $$(df -P . | awk 'NR==2 {print $$6}'): installing needs about $(MIN_FREE_GB) GB (torch's CUDA wheels alone are 5.5 GB)." \
+	       "Free some space (old clones' .venv, temp folders) and run again." >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing medtrain and its pinned dependencies into $(VENV) (first time: a few minutes)"
 	@start=$$(date +%s); \
@@ -31,9 +35,13 @@ browser:
 	  echo ">> installing chromium and chromium-driver (apt) for the browser tests"; \
 	  apt-get update -q && apt-get install -y -q chromium chromium-driver; } || { echo "!! could not install chromium: the browser tests need it" >&2; exit 1; }
 
+# Every test writes its scratch files (runs, checkpoints, caches) under one temp folder: removed when all pass, kept to look at when one fails.
 test: install browser
-	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow
-	$(BIN)/pytest -ra
+	@scratch=$$(mktemp -d -t medtrain-test-XXXXXX) && echo ">> scratch folder of this test run: $$scratch" && \
+	TMPDIR=$$scratch $(BIN)/nbdev_test --n_workers 2 --timing --flags slow && \
+	TMPDIR=$$scratch $(BIN)/pytest -ra && \
+	{ echo ">> scratch folder: $$(du -sh $$scratch | cut -f1), removed"; rm -rf "$$scratch"; } || \
+	{ echo "!! tests failed; their scratch files are kept in $$scratch" >&2; exit 1; }
 
 export: install
 	$(BIN)/nbdev_clean

@@ -45,8 +45,8 @@ def _run_tables(model_dir: Path):
     if v.exists() and (run_dir := json.loads(v.read_text()).get('run_dir')):
         yield from (Path(run_dir)/'test.csv', Path(run_dir)/'splits.csv')
 
-def sample_images(model_dir, meta: dict, n: int = 8) -> list:
-    "Up to `n` image paths from the model's run (test split first); synthetic ones when the run is gone."
+def sample_images(model_dir, meta: dict, n: int = 8, work=None) -> list:
+    "Up to `n` image paths from the model's run (test split first); synthetic ones, written into folder `work`, when the run is gone."
     import pandas as pd
     model_dir = Path(model_dir)
     for t in _run_tables(model_dir):
@@ -55,7 +55,7 @@ def sample_images(model_dir, meta: dict, n: int = 8) -> list:
             if paths: return paths
     from medtrain.data import make_synthetic
     from medtrain.config import SyntheticConfig
-    df = make_synthetic(tempfile.mkdtemp(prefix='medtrain-parity-'), SyntheticConfig(n_images=max(n, 10), n_classes=2,
+    df = make_synthetic(work or tempfile.mkdtemp(prefix='medtrain-parity-'), SyntheticConfig(n_images=max(n, 10), n_classes=2,
                         image_size=meta['size']), progress=False)
     return list(df.path[:n])
 
@@ -151,7 +151,8 @@ def export(model_ref, fmt: str = 'onnx', out=None, registry=None, tol: float = 1
     model_dir = resolve_model(model_ref, registry)
     model, meta = load_model(model_dir)
     out = Path(out) if out else model_dir
-    rec = export_model(model, meta, fmt, out, sample_images(model_dir, meta, n_images), tol, **kw)
+    with tempfile.TemporaryDirectory(prefix='medtrain-parity-') as work:   # synthetic parity images, when the run is gone
+        rec = export_model(model, meta, fmt, out, sample_images(model_dir, meta, n_images, work), tol, **kw)
     if out.resolve() == model_dir.resolve():
         meta.setdefault('exports', {})[fmt] = rec; _write_meta(model_dir, meta)
     else: _write_meta(out, dict(meta, exports={fmt: rec}))   # a self-contained folder: weights not needed to serve

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11b_monitor.ipynb #a201e37e
 from __future__ import annotations
-import base64, html, json, threading
+import base64, html, json, tempfile, threading
 from collections import deque
 from pathlib import Path
 
@@ -51,7 +51,7 @@ def drift_scores(reference: dict, current: dict) -> dict:
                 embedding_mahalanobis=float(np.sqrt(max(d @ np.linalg.solve(cov, d), 0.))))
 
 # %% ../nbs/11b_monitor.ipynb #a023cafc
-def reference_images(model_dir, run_dir=None, n: int = 256) -> list:
+def reference_images(model_dir, run_dir=None, n: int = 256, work=None) -> list:
     "Validation images of the model's run (else its test split, else `sample_images`), at most `n`."
     import pandas as pd
     from medtrain.export import sample_images
@@ -59,7 +59,7 @@ def reference_images(model_dir, run_dir=None, n: int = 256) -> list:
         df = pd.read_csv(Path(run_dir)/'splits.csv')
         paths = [p for p in df[df.split == 'valid'].path if Path(p).exists()][:n]
         if paths: return paths
-    return sample_images(model_dir, json.loads((Path(model_dir)/'model.json').read_text()), n)
+    return sample_images(model_dir, json.loads((Path(model_dir)/'model.json').read_text()), n, work)
 
 def batch_logits(model, batch: np.ndarray, bs: int = 64) -> np.ndarray:
     import torch
@@ -70,8 +70,8 @@ def write_reference(model_dir, run_dir=None, n: int = 256) -> dict:
     from medtrain.models import load_model
     from medtrain.export import load_input
     model, meta = load_model(model_dir)
-    paths = reference_images(model_dir, run_dir, n)
-    batch = np.stack([load_input(p, meta) for p in paths])
+    with tempfile.TemporaryDirectory(prefix='medtrain-reference-') as work:   # synthetic images, when the run is gone
+        batch = np.stack([load_input(p, meta) for p in reference_images(model_dir, run_dir, n, work)])
     ref = dict(summarize(intensity_hist(batch, meta), batch_logits(model, batch), len(meta['classes'])), source=str(run_dir or 'sample'))
     (Path(model_dir)/REFERENCE).write_text(json.dumps(ref))
     return ref

@@ -50,11 +50,14 @@ def load_predictor(model_ref, backend: str = 'onnx', registry=None):
     if backend == 'onnx':
         if not (model_dir/ONNX_FILE).exists():
             from medtrain.export import export
-            import os, tempfile
+            import os, tempfile, shutil
             out = model_dir if os.access(model_dir, os.W_OK) else Path(tempfile.mkdtemp(prefix='medtrain-onnx-'))   # a read-only mount
             print(f"{model_dir}: no {ONNX_FILE} yet; exporting it to {out} (with parity check)", flush=True)
-            rec = export(model_dir, 'onnx', out)
-            return OnnxPredictor(rec['path'], json.loads((out/'model.json').read_text()))
+            try:
+                rec = export(model_dir, 'onnx', out)
+                return OnnxPredictor(rec['path'], json.loads((out/'model.json').read_text()))   # the session holds the graph in memory
+            finally:
+                if out != model_dir: shutil.rmtree(out, ignore_errors=True)
         return OnnxPredictor(model_dir/ONNX_FILE, meta)
     if backend == 'torch':
         from medtrain.models import load_model
