@@ -32,6 +32,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=['medtrain', 'medtrain.*']),
     include_package_data = True,
+    data_files = [('share/medtrain', ['nbs/evaluate.ipynb', 'nbs/train.ipynb'])],   # the papermill report notebooks (`medtrain report`)
     install_requires = requirements,
     extras_require={ 'dev': dev_requirements },
     dependency_links = cfg.get('dep_links','').split(),

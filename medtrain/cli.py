@@ -388,7 +388,7 @@ def _add_eval_commands(sub):
                        description="Run nbs/evaluate.ipynb for RUN_DIR with papermill; writes OUT/<run>-evaluate.ipynb and .html.")
     r.add_argument('run_dir', type=Path, metavar='RUN_DIR')
     r.add_argument('--out', type=Path, default=Path('reports'), help="folder for the executed notebook and HTML (default reports/)")
-    r.add_argument('--notebook', type=Path, help="report notebook (default: nbs/evaluate.ipynb of the source tree)")
+    r.add_argument('--notebook', type=Path, help="report notebook (default: nbs/evaluate.ipynb of the source tree, else the copy installed with medtrain)")
     r.add_argument('--target-sensitivity', type=float, metavar='S', help="binary models: threshold picked on validation for sensitivity ≥ S")
     r.add_argument('--positive-class', metavar='NAME', help="binary models: the class whose sensitivity is reported")
     r.add_argument('--tta', action='store_true', help="test-time augmentation (flips)")

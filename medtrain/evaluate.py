@@ -364,16 +364,22 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
     return metrics
 
 # %% ../nbs/07_evaluate.ipynb #e88f1265
-def report_notebook() -> Path:
-    "`nbs/evaluate.ipynb` of the source tree this medtrain is imported from."
+def report_notebook(name: str = 'evaluate.ipynb') -> Path:
+    "`nbs/NAME` of the source tree this medtrain is imported from, else the copy installed with the package (`share/medtrain/NAME`)."
     import medtrain
-    return Path(medtrain.__file__).resolve().parents[1]/'nbs'/'evaluate.ipynb'
+    from importlib.metadata import distribution, PackageNotFoundError
+    src = Path(medtrain.__file__).resolve().parents[1]/'nbs'/name
+    if src.exists(): return src
+    try: files = distribution('medtrain').files or []
+    except PackageNotFoundError: files = []
+    return next((Path(f.locate()).resolve() for f in files if f.name == name and 'share' in f.parts), src)
 
 def run_report(run_dir, out='reports', notebook=None, html: bool = True, show_code: bool = False, progress: bool = True, **params) -> dict:
     "Execute the evaluation notebook for `run_dir` (papermill) into `out`, plus an HTML copy; `params` go to its parameters cell."
     import papermill as pm
     nb = Path(notebook or report_notebook())
-    if not nb.exists(): raise ConfigError(f"--notebook {nb}: no such notebook (medtrain report needs nbs/evaluate.ipynb from the source tree)")
+    if not nb.exists(): raise ConfigError(f"--notebook {nb}: no such notebook (the evaluation notebook is nbs/evaluate.ipynb of the source tree, "
+                                          "or share/medtrain/evaluate.ipynb of the installed package)")
     rd = Path(run_dir)
     if not (rd/'model'/'model.json').exists(): raise ConfigError(f"{rd}: not a finished run dir (no model/model.json)")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 "The papermill report notebooks: `papermill nbs/train.ipynb OUT -p lr 1e-3` from the repo root, and `medtrain report RUN_DIR`."
-import json, os, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 from conftest import ROOT, medtrain
 
@@ -49,3 +49,26 @@ def test_papermill_train_then_report(tmp_path):
     html = page.read_text()
     assert 'balanced_accuracy' in html and 'data:image/png;base64' in html and 'from medtrain' not in html   # code hidden
 
+
+def test_installed_package_carries_the_report_notebooks(tmp_path):
+    "A wheel install (no source tree beside it) finds the evaluation notebook in share/medtrain, so `medtrain report` works there too."
+    src = tmp_path/'src'   # a copy of what the build reads, so setuptools' build/ folder does not land in the checkout
+    for f in ('setup.py', 'settings.ini', 'pyproject.toml', 'MANIFEST.in', 'README.md', 'nbs/evaluate.ipynb', 'nbs/train.ipynb'):
+        (src/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy(ROOT/f, src/f)
+    shutil.copytree(ROOT/'medtrain', src/'medtrain', ignore=shutil.ignore_patterns('__pycache__'))
+    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(tmp_path/'wheel'), str(src)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    wheel, = (tmp_path/'wheel').glob('medtrain-*.whl')
+    r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', '--prefix', str(tmp_path/'prefix'), str(wheel)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    site = next((tmp_path/'prefix').glob('lib/python3*/site-packages'))
+    # the installed copy comes first on the path; run from tmp_path so no source checkout is importable
+    r = subprocess.run([sys.executable, '-c', 'import medtrain; from medtrain.evaluate import report_notebook; print(medtrain.__file__); print(report_notebook())'],
+                       cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(site)}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    mod, nb = map(Path, r.stdout.split())
+    assert mod.is_relative_to(site), mod                           # really the wheel's medtrain, not the checkout
+    assert nb == tmp_path/'prefix'/'share'/'medtrain'/'evaluate.ipynb', nb
+    assert nb.read_bytes() == (ROOT/'nbs'/'evaluate.ipynb').read_bytes()
