@@ -28,11 +28,13 @@ import json, os
 from pathlib import Path
 
 class SampleLog(Callback):
-    "Record a checksum of every training sample of the first epoch, per rank (to check that ranks split the data)."
-    def before_fit(self): self.sums = []
+    "Record a checksum and the label of every training sample of the first epoch, per rank (to check how ranks split the data)."
+    def before_fit(self): self.sums, self.labels = [], []
     def before_batch(self):
         if self.training and self.epoch == 0:
             self.sums += [round(float(s), 3) for s in self.xb[0].float().flatten(1).sum(1)]
+            self.labels += [self.dls.vocab[int(i)] for i in self.yb[0].flatten()]
     def after_fit(self):
         rank = int(os.environ.get('RANK', '0'))
         (Path(self.learn.path)/f'samples_rank{rank}.json').write_text(json.dumps(self.sums))
+        (Path(self.learn.path)/f'labels_rank{rank}.json').write_text(json.dumps(self.labels))
