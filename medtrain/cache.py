@@ -53,9 +53,9 @@ def cache_key(paths, size: int, n_in: int, resize: str = 'squish', version: str 
     return h.hexdigest()[:24]
 
 # %% ../nbs/01b_cache.ipynb #0fab9789
-def default_cache_dir() -> Path:
-    "`$MEDTRAIN_CACHE_DIR`, else `~/.cache/medtrain`."
-    return Path(os.environ.get('MEDTRAIN_CACHE_DIR') or Path.home()/'.cache'/'medtrain')
+def default_cache_dir(cache_dir=None) -> Path:
+    "`cache_dir` (the config's `data.cache_dir`), else `$MEDTRAIN_CACHE_DIR`, else `~/.cache/medtrain`; `~` expanded."
+    return Path(cache_dir or os.environ.get('MEDTRAIN_CACHE_DIR') or Path.home()/'.cache'/'medtrain').expanduser()
 
 class ImageCache:
     "Decoded, resized uint8 images `(N, H, W, C)` of a sorted list of files (memory-mapped or in RAM)."
@@ -84,7 +84,7 @@ class ImageCache:
             _decode_into(arr, paths, size, n_in, resize, workers, progress, dicom)
             return cls(arr, paths)
         key = cache_key(paths, size, n_in, resize, version, dicom)
-        cache_dir = Path(cache_dir or default_cache_dir()).expanduser()
+        cache_dir = default_cache_dir(cache_dir)
         file = cache_dir/f"{key}.npy"
         if file.exists():
             arr = np.load(file, mmap_mode='r')

@@ -165,7 +165,7 @@ class SaveBestModel(SaveModelCallback):
 
 def _scan_cache(d) -> ScanCache | None:
     "With `data.cache=disk`, the bad-file scan's verdicts live next to the image cache and later runs reuse them."
-    return ScanCache(Path(d.cache_dir or default_cache_dir()).expanduser()/'scan.sqlite') if d.cache == 'disk' else None
+    return ScanCache(default_cache_dir(d.cache_dir)/'scan.sqlite') if d.cache == 'disk' else None
 
 def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool = False, cbs=()) -> RunResult:
     """Train a classifier as configured by `cfg`; everything it produces goes into the run dir.

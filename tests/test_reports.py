@@ -60,9 +60,12 @@ def test_installed_package_carries_the_report_notebooks(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     wheel, = (tmp_path/'wheel').glob('medtrain-*.whl')
-    r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', '--prefix', str(tmp_path/'prefix'), str(wheel)],
+    # --ignore-installed: without it pip "upgrades" by uninstalling the environment's own medtrain first
+    r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '--ignore-installed', '-q', '--prefix', str(tmp_path/'prefix'), str(wheel)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, '-c', 'import medtrain.evaluate'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"the environment's medtrain is gone after the prefix install: {r.stderr[-2000:]}"
     site = next((tmp_path/'prefix').glob('lib/python3*/site-packages'))
     # the installed copy comes first on the path; run from tmp_path so no source checkout is importable
     r = subprocess.run([sys.executable, '-c', 'import medtrain; from medtrain.evaluate import report_notebook; print(medtrain.__file__); print(report_notebook())'],
