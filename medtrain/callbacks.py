@@ -9,6 +9,7 @@ from torch import nn
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
+from fastai.torch_core import get_model
 from fastai.losses import CrossEntropyLossFlat
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.callback.training import GradientAccumulation, GradientClip
@@ -78,20 +79,22 @@ class EMA(Callback):
     "Exponential moving average of the weights (timm `ModelEmaV3`), used for validation and as the final model."
     order = 80   # after_epoch: after SaveModelCallback (61) saved the averaged weights, before TrainCheckpoint (100)
     def __init__(self, decay: float = 0.999): self.decay = decay
+    @property
+    def model(self): return get_model(self.learn.model)   # under DDP, the module inside the wrapper: same weights, plain names
     def before_fit(self):
-        self.ema = ModelEmaV3(self.learn.model, decay=self.decay)
+        self.ema = ModelEmaV3(self.model, decay=self.decay)
         self.raw = None
-    def after_step(self): self.ema.update(self.learn.model)
+    def after_step(self): self.ema.update(self.model)
     def before_validate(self):
-        self.raw = {k: v.clone() for k, v in self.learn.model.state_dict().items()}
-        self.learn.model.load_state_dict(self.ema.module.state_dict())
+        self.raw = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema.module.state_dict())
     def _restore_raw(self):
-        if self.raw is not None: self.learn.model.load_state_dict(self.raw); self.raw = None
+        if self.raw is not None: self.model.load_state_dict(self.raw); self.raw = None
     def after_epoch(self): self._restore_raw()
     def after_cancel_fit(self): self._restore_raw()
     def after_fit(self):
         if not any(isinstance(cb, SaveModelCallback) for cb in self.learn.cbs):   # that one loads the best (averaged) weights itself
-            self.learn.model.load_state_dict(self.ema.module.state_dict())
+            self.model.load_state_dict(self.ema.module.state_dict())
     def state_dict(self): return {'ema': self.ema.module.state_dict()}
     def load_state_dict(self, state): self.ema.module.load_state_dict(state['ema'])
 

@@ -135,15 +135,12 @@ def _train(args):
         return
     if args.resume:
         if args.config or args.set or args.run_dir: raise ConfigError("--resume RUN_DIR continues that run with its own config.yaml; drop --config/--set/--run-dir")
-        from medtrain.train import train
-        res = train(None, args.resume, progress=False if args.quiet else None, resume=True)
-        print(f"run dir: {res.run_dir.path}")
-        return
-    cfg = load_config(args.config, args.set)   # validate before the slow imports: a typo answers at once
+        cfg, run_dir = None, args.resume
+    else: cfg, run_dir = load_config(args.config, args.set), args.run_dir   # validate before the slow imports: a typo answers at once
     from medtrain.train import train
     from medtrain.distributed import is_main_process
-    res = train(cfg, args.run_dir, progress=False if args.quiet else None)   # --quiet is display only: not saved in the run's config
-    if is_main_process(): print(f"run dir: {res.run_dir.path}")
+    res = train(cfg, run_dir, progress=False if args.quiet else None, resume=bool(args.resume))   # --quiet is display only: not saved in the run's config
+    if is_main_process(): print(f"run dir: {res.run_dir.path}")   # once, from rank 0
 
 def _runs_list(args):
     import pandas as pd

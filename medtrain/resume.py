@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np, torch
 from fastai.callback.core import Callback, CancelEpochException
 from fastai.learner import Learner
+from fastai.torch_core import get_model   # the module inside a DDP wrapper: checkpoints load with or without one
 from fastai.callback.training import GradientAccumulation
 from fastcore.foundation import L
 
@@ -121,7 +122,7 @@ class TrainCheckpoint(Callback):
         state = dict(epoch=epoch, batches=batches, n_epoch=self.n_epoch, train_iter=self.learn.train_iter,
                      phase=getattr(self.learn, 'phase', 0), micro_split=getattr(self.learn, 'micro_split', 1),
                      pct_train=float(self.learn.pct_train),
-                     model=self.learn.model.state_dict(), opt=_plain(self.learn.opt.state_dict()),
+                     model=get_model(self.learn.model).state_dict(), opt=_plain(self.learn.opt.state_dict()),
                      rng=get_rng_state(), dl_rngs=[base_dl(dl).rng.getstate() for dl in self.dls.loaders],
                      epoch_start=_plain(self.epoch_start) if batches else None,
                      recorder=_plain(dict(lrs=rec.lrs, losses=[float(l) for l in rec.losses], iters=rec.iters,

@@ -176,6 +176,10 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         info = json.loads((Path(run_dir)/'run.json').read_text()) if (Path(run_dir)/'run.json').exists() else {}
         if info.get('status') == 'finished': raise MedtrainError(f"--resume {run_dir}: this run already finished")
         ckpt = load_checkpoint(Path(run_dir)/'checkpoints'/'last.pt')
+        was, now = info.get('processes', 1), num_distrib() or 1
+        if ckpt['batches'] and was != now:   # each process has its own part of the epoch: replaying it needs the same split
+            raise MedtrainError(f"--resume {run_dir}: the checkpoint is {ckpt['batches']} batches into an epoch of a {was}-process run; "
+                                f"resume it with --num-processes {was}" + (f" (this is {now})" if now > 1 else ""))
         cfg = load_config(Path(run_dir)/'config.yaml', environ={})
     progress = cfg.train.progress if progress is None else progress
     device = get_device(cfg.train.device)
@@ -189,7 +193,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
     rd = new_run_dir(cfg, run_dir)
     start = time.time()
     if resume:
-        rd.update_run(status='running', resumed=info.get('resumed', 0) + 1, device=str(device))
+        if main: rd.update_run(status='running', resumed=info.get('resumed', 0) + 1, device=str(device))
         _say(progress, f"resuming {rd.path} at epoch {ckpt['epoch'] + 1}, batch {ckpt['batches'] + 1}")
     elif main:
         save_config(cfg, rd/'config.yaml')
