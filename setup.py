@@ -17,6 +17,7 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+tune_db_requirements = shlex.split(cfg.get('tune_db_requirements', ''))   # `pip install medtrain[tune-db]`: Optuna studies in PostgreSQL
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
@@ -34,7 +35,7 @@ setuptools.setup(
     include_package_data = True,
     data_files = [('share/medtrain', ['nbs/evaluate.ipynb', 'nbs/train.ipynb'])],   # the papermill report notebooks (`medtrain report`)
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={ 'dev': dev_requirements, 'tune-db': tune_db_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
