@@ -257,3 +257,42 @@ def test_docs_apply_steps_cover_every_object(built):
         applied |= {(o['kind'], o['metadata']['name']) for o in hit}
     everything = {(o['kind'], o['metadata']['name']) for o in built['cpu']}
     assert everything <= applied, f"never applied by the documented steps: {sorted(everything - applied)}"
+
+GUIDES = [ROOT/'nbs'/'tutorials'/f'{n}.ipynb' for n in ('kubernetes', 'sagemaker', 'vertex_ai')]
+
+def guide_command_lines(nb: Path) -> list[list[str]]:
+    "Every `medtrain SUBCOMMAND ...` in a guide's bash blocks (up to ; & | or a quote), gcloud's --container-args, and YAML containerSpecs."
+    from medtrain.cli import build_parser
+    text = ''.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'])
+    out = []
+    for lang, block in re.findall(r'```(\w*)\n(.*?)```', text, re.S):
+        if lang == 'yaml':
+            def walk(o):
+                if isinstance(o, dict):
+                    if o.get('command') == ['medtrain']: out.append([str(a) for a in o.get('args', [])])
+                    for v in o.values(): walk(v)
+                elif isinstance(o, list):
+                    for v in o: walk(v)
+            walk(yaml.safe_load(block))
+        elif lang == 'bash':
+            block = block.replace('\\\n', ' ')
+            commands = {a.dest: a for a in build_parser()._actions if a.dest == 'command'}['command'].choices
+            for m in re.finditer(r'(?<![\w/=.-])medtrain\s+(' + '|'.join(commands) + r')\b([^;&|"\n#]*)', block):
+                out.append([m[1], *shlex.split(re.sub(r'\$\{?\w+\}?', 'x', m[2]))])
+            for m in re.finditer(r'--container-command=medtrain\s+--container-args=(\S+)', block):   # gcloud ai models upload
+                out.append(m[1].split(','))
+    return out
+
+@pytest.mark.parametrize('nb', GUIDES, ids=lambda p: p.stem)
+def test_guides_use_real_medtrain_command_lines(nb):
+    "The cloud and Kubernetes guides are not run in CI, but each medtrain command they show parses with the real CLI."
+    from medtrain.cli import build_parser
+    lines = guide_command_lines(nb)
+    assert len(lines) >= 3, f"{nb.name}: only {lines}"
+    text = nb.read_text()
+    assert nb.stem == 'kubernetes' or 'Not run in CI' in text, f"{nb.name} must say it is not run in CI"
+    for argv in lines:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try: build_parser().parse_args(argv)
+            except SystemExit: pytest.fail(f"{nb.name}: `medtrain {shlex.join(argv)}` does not parse: {err.getvalue()}")
