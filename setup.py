@@ -17,7 +17,10 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
-tune_db_requirements = shlex.split(cfg.get('tune_db_requirements', ''))   # `pip install medtrain[tune-db]`: Optuna studies in PostgreSQL
+# optional features: settings.ini's `<name>_requirements` is the extra `medtrain[<name>]`; `all` holds them all, `dev` adds the dev tools
+extras = {k[:-len('_requirements')]: shlex.split(v) for k, v in cfg.items() if k.endswith('_requirements') and k not in ('dev_requirements', 'pip_requirements', 'conda_requirements')}
+extras['all'] = sorted({r for reqs in extras.values() for r in reqs})
+extras['dev'] = dev_requirements + extras['all']
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
@@ -35,7 +38,7 @@ setuptools.setup(
     include_package_data = True,
     data_files = [('share/medtrain', ['nbs/evaluate.ipynb', 'nbs/train.ipynb'])],   # the papermill report notebooks (`medtrain report`)
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'tune-db': tune_db_requirements },
+    extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

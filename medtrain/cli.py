@@ -10,7 +10,7 @@ from pathlib import Path
 from .config import MedtrainError, ConfigError, load_config, SyntheticConfig
 
 # %% auto #0
-__all__ = ['data_config_for', 'build_parser', 'main']
+__all__ = ['EXTRAS', 'data_config_for', 'build_parser', 'main', 'MissingExtra', 'missing_extra', 'require_extra']
 
 # %% ../nbs/12_cli.ipynb #3af3b5ca
 def _registry(args):
@@ -349,10 +349,44 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("medtrain: interrupted", file=sys.stderr)
         return 130
+    except ImportError as e:
+        if (msg := missing_extra(e)) is None: raise     # a module every install has: a bug, keep the traceback
+        print(f"medtrain: error: {msg}", file=sys.stderr)
+        return MissingExtra.exit_code
     return code or 0
+
+# %% ../nbs/12_cli.ipynb #149aacc8
+EXTRAS = {   # import name -> (extra, distribution)
+    'uvicorn': ('serve', 'uvicorn'), 'gradio': ('serve', 'gradio'),
+    'papermill': ('report', 'papermill'), 'nbconvert': ('report', 'nbconvert'), 'ipykernel': ('report', 'ipykernel'),
+    's3fs': ('s3', 's3fs'),
+    'pylibjpeg': ('dicom', 'pylibjpeg'), 'openjpeg': ('dicom', 'pylibjpeg-openjpeg'), 'jpeg_ls': ('dicom', 'pyjpegls'), 'gdcm': ('dicom', 'python-gdcm')}
+
+class MissingExtra(MedtrainError):
+    "An optional dependency is not installed; the message names the extra that installs it."
+    exit_code = 1
+
+def missing_extra(e: BaseException) -> str | None:
+    "For an `ImportError` of a module an extra provides (or one raised from it): the advice naming the extra; else None."
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        name = (getattr(e, 'name', None) or '').split('.')[0]
+        if name in EXTRAS:
+            extra, dist = EXTRAS[name]
+            return f"the optional package {dist} is not installed; install it with: pip install 'medtrain[{extra}]'"
+        e = e.__cause__ or e.__context__
+    return None
+
+def require_extra(module: str):
+    "Import `module` or raise `MissingExtra` naming the extra that provides it."
+    import importlib
+    try: importlib.import_module(module)
+    except ImportError as e: raise MissingExtra(missing_extra(e) or f"{module} is not installed") from None
 
 # %% ../nbs/12_cli.ipynb #45a4685a
 def _report(args):
+    require_extra('ipykernel')      # papermill runs the notebook on the python3 kernel; without ipykernel it has none
     from medtrain.evaluate import run_report
     res = run_report(args.run_dir, args.out, args.notebook, html=not args.no_html, show_code=args.show_code, progress=not args.quiet,
                      target_sensitivity=args.target_sensitivity, positive_class=args.positive_class, tta=args.tta or None)

@@ -426,12 +426,24 @@ class ImageReader:
     def __call__(self, row): return open_image(row[self.col], self.n_in, self.window, self.frame)
 
 # %% ../nbs/01_data.ipynb #4994acd0
+def _check_decoder(ds, name):
+    "`DataError` naming the fix when pydicom has no decoder (plugin) installed for the file's transfer syntax."
+    from pydicom.pixels import get_decoder
+    ts = getattr(ds, 'file_meta', {}).get('TransferSyntaxUID')
+    if ts is None or not ts.is_compressed: return
+    try: dec = get_decoder(ts)
+    except NotImplementedError: raise DataError(f"{name}: DICOM transfer syntax {ts.name} ({ts}) cannot be decoded by pydicom") from None
+    if not dec.is_available:
+        raise DataError(f"{name}: no decoder installed for {ts.name} DICOM: pip install 'medtrain[dicom]' "
+                        "(pylibjpeg, pylibjpeg-openjpeg, pyjpegls, python-gdcm)")
+
 def dicom_to_pil(src, window=None, frame: int = 0) -> Image.Image:
     "Decode a DICOM file (path or file object) into an 8-bit PIL image, as described above."
     import pydicom
     from pydicom.pixels import apply_modality_lut
     ds = pydicom.dcmread(src)
     if 'PixelData' not in ds: raise DataError(f"{getattr(src, 'name', src)}: DICOM file holds no image (no PixelData)")
+    _check_decoder(ds, getattr(src, 'name', src))
     arr = ds.pixel_array
     n_frames = int(getattr(ds, 'NumberOfFrames', 1) or 1)
     if n_frames > 1:

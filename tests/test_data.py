@@ -48,3 +48,70 @@ def test_patient_grouped_split_never_leaks(tmp_path):
         assert sp.groupby('patient_id').split.nunique().max() == 1
     sp.loc[sp.index[sp.split == 'train'][0], 'split'] = 'test'
     with pytest.raises(DataError, match='split leak'): check_leaks(sp)
+
+
+# --- compressed DICOM (issue L.17): what a PACS exports decodes, and the scan keeps it ---
+LOSSLESS_SYNTAXES = ('RLELossless', 'JPEGLSLossless', 'JPEG2000Lossless', 'JPEGLosslessSV1')
+DICOM_PLUGINS = ('pylibjpeg', 'openjpeg', 'libjpeg', 'rle', 'jpeg_ls', 'gdcm')    # the import names of pydicom's decoder plugins
+
+def _compressed_dicoms(folder):
+    "A generated 16-bit image as `plain.dcm`, and one copy per lossless compressed transfer syntax (`<syntax>.dcm`)."
+    import pydicom, gdcm
+    from pydicom import uid
+    from medtrain.data import write_dicom
+    yy, xx = np.mgrid[:48, :40]
+    pix = (yy * 700 + xx * 300 + np.random.default_rng(0).integers(0, 900, (48, 40))).astype(np.uint16)   # a ramp over 16 bits, plus noise
+    write_dicom(folder/'plain.dcm', pix)
+    for name in LOSSLESS_SYNTAXES[:3]:                    # pydicom 3 encodes these (numpy, pyjpegls, pylibjpeg-openjpeg)
+        ds = pydicom.dcmread(folder/'plain.dcm'); ds.compress(getattr(uid, name)); ds.save_as(folder/f'{name}.dcm', enforce_file_format=True)
+    # pydicom has no JPEG Lossless encoder; GDCM (python-gdcm, part of the dicom extra) writes one
+    r = gdcm.ImageReader(); r.SetFileName(str(folder/'plain.dcm')); assert r.Read()
+    change = gdcm.ImageChangeTransferSyntax(); change.SetInput(r.GetImage())
+    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1)); assert change.Change()
+    w = gdcm.ImageWriter(); w.SetFileName(str(folder/'JPEGLosslessSV1.dcm')); w.SetFile(r.GetFile()); w.SetImage(change.GetOutput()); assert w.Write()
+    for name in LOSSLESS_SYNTAXES:
+        assert pydicom.dcmread(folder/f'{name}.dcm', stop_before_pixels=True).file_meta.TransferSyntaxUID == getattr(uid, name)
+    return pix
+
+def test_compressed_dicom_decodes_and_passes_the_scan(tmp_path):
+    "JPEG Lossless, JPEG-LS, JPEG 2000 and RLE DICOM load with the very pixels of the uncompressed file, and the scan keeps them."
+    import pydicom
+    from medtrain.data import open_image
+    from medtrain.scan import scan_table
+    pix = _compressed_dicoms(tmp_path)
+    plain = np.asarray(open_image(tmp_path/'plain.dcm', 1))
+    assert plain.std() > 20                                                       # a real image, not a constant
+    for name in LOSSLESS_SYNTAXES:
+        f = tmp_path/f'{name}.dcm'
+        np.testing.assert_array_equal(pydicom.dcmread(f).pixel_array, pix, err_msg=name)
+        np.testing.assert_array_equal(np.asarray(open_image(f, 1)), plain, err_msg=name)
+        np.testing.assert_array_equal(np.asarray(open_image(f, 3))[..., 0], plain, err_msg=name)
+    files = [tmp_path/f'{n}.dcm' for n in LOSSLESS_SYNTAXES]
+    rep = scan_table(pd.DataFrame({'path': files, 'label': 'a'}), progress=False, workers=1)
+    assert rep.problem.isna().all(), rep[['path', 'problem', 'detail']].to_string()
+
+def test_compressed_dicom_without_decoders_names_the_extra(tmp_path):
+    "With pydicom's decoder plugins missing (an install made without them), the file is 'unsupported' and the advice names medtrain[dicom]."
+    import subprocess, sys, json
+    _compressed_dicoms(tmp_path)
+    script = f"""
+import sys, json
+for m in {DICOM_PLUGINS!r}: sys.modules[m] = None          # as if the plugins were not installed
+import pandas as pd
+from medtrain.data import open_image
+from medtrain.config import DataError
+from medtrain.scan import scan_table
+names = {list(LOSSLESS_SYNTAXES)!r}
+rep = scan_table(pd.DataFrame({{'path': [f'{tmp_path}/' + n + '.dcm' for n in names], 'label': 'a'}}), progress=False, workers=1)
+try: open_image('{tmp_path}/JPEGLSLossless.dcm', 1); err = None
+except DataError as e: err = str(e)
+print(json.dumps(dict(problems=dict(zip(names, [p if isinstance(p, str) else None for p in rep.problem])), details=dict(zip(names, rep.detail)), err=err)))
+"""
+    r = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.splitlines()[-1])
+    for name in ('JPEGLSLossless', 'JPEGLosslessSV1'):                        # only the plugins decode these
+        assert out['problems'][name] == 'unsupported', out
+        assert "pip install 'medtrain[dicom]'" in out['details'][name], out
+    assert out['problems']['RLELossless'] is None                            # pydicom decodes RLE itself
+    assert out['err'] and 'JPEGLSLossless.dcm' in out['err'] and "medtrain[dicom]" in out['err'], out
