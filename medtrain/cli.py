@@ -50,10 +50,16 @@ def _export(args):
           f"in {rec['seconds']}s; parity max abs probability difference {worst:.1e} (≤ {rec['tol']:g}) on {rec['n_real']} real images + random inputs")
 
 def _serve(args):
-    from medtrain.serve import serve, Limits
-    limits = Limits(max_upload_bytes=args.max_upload_bytes, max_pixels=args.max_pixels,
-                    allowed_types=tuple(t.strip() for t in args.allowed_types.split(',')))
-    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, demo=not args.no_demo, log_level=args.log_level)
+    from pydantic import ValidationError
+    from medtrain.config import ServeConfig, explain
+    from medtrain.serve import serve
+    given = {k: getattr(args, k) for k in ServeConfig.model_fields if getattr(args, k, None) is not None}   # unset flags: ServeConfig's defaults
+    if args.no_demo: given['demo'] = False
+    if args.no_docs: given['docs'] = False
+    if args.cors_origins: given['cors_origins'] = tuple(o.strip() for o in args.cors_origins.split(',') if o.strip())
+    try: limits = ServeConfig(**given)
+    except ValidationError as e: raise ConfigError(explain(e, ServeConfig).replace('\n', '; ')) from None
+    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level)
 
 def _predict(args):
     from medtrain.predict import predict_files
@@ -94,14 +100,20 @@ def _add_serving_commands(sub):
     x.add_argument('--tol', type=float, default=1e-4, help="max abs difference of probabilities allowed (default 1e-4)")
     registry_arg(x); x.set_defaults(func=_export)
     v = sub.add_parser('serve', help="serve a model over HTTP: REST API, /metrics, Gradio demo at /demo",
-                       description="Start the FastAPI app (uvicorn): POST /predict, /predict/batch; GET /health, /ready, /metadata, /metrics, /docs; /demo.")
+                       description="Start the FastAPI app (uvicorn): POST /predict, /predict/batch; GET /health, /ready, /metadata, /metrics, /docs; /demo. "
+                                   "Limits and switches default to medtrain.config.ServeConfig; see README 'Deploying safely'.")
     v.add_argument('--model-path', '--model', required=True, help="model folder, run dir, or registry reference NAME@production")
     v.add_argument('--host', default='127.0.0.1', help="interface to listen on (0.0.0.0 in a container)")
     v.add_argument('--port', type=int, default=8000)
-    v.add_argument('--backend', default='onnx', choices=['onnx', 'torch'], help="onnxruntime (default; exports model.onnx if missing) or PyTorch")
-    v.add_argument('--max-upload-bytes', type=int, default=20 * 2**20, help="larger uploads get 413 (default 20 MiB)")
-    v.add_argument('--max-pixels', type=int, default=40_000_000, help="images with more pixels get 413 (default 40 M)")
-    v.add_argument('--allowed-types', default='png,jpeg,tiff,dicom', help="comma-separated (png,jpeg,tiff,dicom,bmp,gif,webp)")
+    v.add_argument('--backend', default='onnx', choices=['onnx', 'torch'], help="onnxruntime (default; a missing model.onnx is exported into the cache) or PyTorch")
+    from medtrain.config import ServeConfig
+    for name, typ in (('max_upload_bytes', int), ('max_batch_bytes', int), ('max_batch_files', int), ('max_pixels', int), ('allowed_types', str),
+                      ('max_concurrent_decodes', int), ('limit_concurrency', int), ('timeout_keep_alive_s', int), ('header_timeout_s', float),
+                      ('body_timeout_s', float), ('api_key_file', Path), ('demo_cache_s', int), ('onnx_cache_dir', Path)):
+        f = ServeConfig.model_fields[name]
+        v.add_argument('--' + name.replace('_', '-'), type=typ, help=f"{f.description} (default {f.default})")
+    v.add_argument('--cors-origins', help="comma-separated origins allowed by CORS (default: none)")
+    v.add_argument('--no-docs', action='store_true', help="do not serve /docs, /redoc, /openapi.json")
     v.add_argument('--no-demo', action='store_true', help="do not mount the Gradio demo")
     v.add_argument('--log-level', default='info', choices=['critical', 'error', 'warning', 'info', 'debug'])
     registry_arg(v); v.set_defaults(func=_serve)

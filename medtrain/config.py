@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # %% auto #0
 __all__ = ['ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'SyntheticConfig', 'DataConfig', 'ModelConfig',
            'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'Config',
-           'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config', 'seed_everything', 'get_device',
-           'progress_iter', 'import_object']
+           'ServeConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config', 'seed_everything',
+           'get_device', 'progress_iter', 'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -170,6 +170,34 @@ class Config(_Section):
         if pr.sizes[-1] != self.data.size:
             raise ValueError(f"@augment.progressive.sizes: the last size ({pr.sizes[-1]}) must equal data.size ({self.data.size})")
         return self
+
+# %% ../nbs/00_config.ipynb #a1c0f5e2
+class ServeConfig(_Section):
+    "Limits and switches of `medtrain serve` (`create_app`): the one place serving defaults are defined."
+    max_upload_bytes: int = Field(20 * 2**20, ge=1, description="one uploaded file; larger gets 413 (from Content-Length, before the body is read)")
+    max_batch_bytes: int = Field(64 * 2**20, ge=1, description="a whole /predict/batch request; larger gets 413")
+    max_batch_files: int = Field(64, ge=1, description="files per /predict/batch request")
+    max_pixels: Optional[int] = Field(None, ge=1, description="images with more pixels get 413; None = 64 × the model's input pixels, between 4 M and 64 M")
+    allowed_types: tuple[str, ...] = Field(('png', 'jpeg', 'tiff', 'dicom'), description="accepted image types (sniffed from the bytes)")
+    max_concurrent_decodes: Optional[int] = Field(None, ge=1, description="decodes running at once (each may hold max_pixels of memory); None = CPU count")
+    limit_concurrency: int = Field(64, ge=1, description="uvicorn: connections + tasks beyond this get 503")
+    timeout_keep_alive_s: int = Field(5, ge=1, description="uvicorn: an idle keep-alive connection is closed after this")
+    header_timeout_s: float = Field(10, gt=0, description="a connection whose request headers are not complete after this is closed")
+    body_timeout_s: float = Field(30, gt=0, description="a request whose body stalls this long gets 408")
+    api_key_file: Optional[Path] = Field(None, description="file holding the API key (else $MEDTRAIN_API_KEY); every endpoint but /health and /ready then needs it")
+    cors_origins: tuple[str, ...] = Field((), description="origins allowed by CORS (none by default)")
+    docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+    demo: bool = Field(True, description="mount the Gradio demo at /demo")
+    demo_cache_s: int = Field(300, ge=10, description="uploads and heat maps of the demo are deleted after this many seconds")
+    onnx_cache_dir: Optional[Path] = Field(None, description="where an ONNX export made at start-up is kept (default: the medtrain cache dir/onnx); never the model folder")
+
+    @field_validator('allowed_types', mode='before')
+    @classmethod
+    def _split(cls, v): return tuple(t.strip().lower() for t in v.split(',') if t.strip()) if isinstance(v, str) else v
+
+    def pixels_limit(self, size: int) -> int:
+        "`max_pixels`, or the default for a model whose input side is `size`."
+        return self.max_pixels or int(min(max(64 * size * size, 4_000_000), 64_000_000))
 
 # %% ../nbs/00_config.ipynb #ea44b5a4
 def _section_type(ann):

@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['cam_layer', 'grad_cam', 'overlay', 'build_demo', 'mount_demo']
+__all__ = ['NOT_UPLOADED', 'cam_layer', 'grad_cam', 'saliency', 'heat_map', 'overlay', 'uploaded_bytes', 'make_classify',
+           'build_demo', 'mount_demo']
 
 # %% ../nbs/11c_demo.ipynb #ad9d3ea1
 def cam_layer(model):
@@ -22,6 +23,10 @@ def cam_layer(model):
     if not convs: raise ValueError("Grad-CAM needs a convolutional layer")
     return convs[-1]
 
+def _input(model, x):
+    import torch
+    return torch.as_tensor(np.asarray(x, np.float32))[None].to(next(model.parameters(), torch.empty(0)).device).requires_grad_()   # gradients even for frozen weights
+
 def grad_cam(model, x, class_idx: int | None = None) -> tuple[np.ndarray, int]:
     "Grad-CAM heat map (H×W in 0–1, at the input size) for one preprocessed input `x` (C×H×W); returns `(cam, class)`."
     import torch, torch.nn.functional as F
@@ -29,16 +34,35 @@ def grad_cam(model, x, class_idx: int | None = None) -> tuple[np.ndarray, int]:
     h = cam_layer(model).register_forward_hook(lambda m, i, o: feats.__setitem__('a', o))
     try:
         with torch.enable_grad():
-            inp = torch.as_tensor(np.asarray(x, np.float32))[None].to(next(model.parameters(), torch.empty(0)).device).requires_grad_()   # gradients even for frozen weights
+            inp = _input(model, x)
             logits = model(inp)
             cls = int(logits.argmax(1)) if class_idx is None else class_idx
             a = feats['a']
+            if a.dim() != 4: raise ValueError(f"Grad-CAM needs a spatial feature map; the layer gives shape {tuple(a.shape)}")
             grad, = torch.autograd.grad(logits[0, cls], a)
     finally: h.remove()
     w = grad.mean((2, 3), keepdim=True)                                     # importance of each feature map
     cam = F.relu((w * a).sum(1, keepdim=True))
     cam = F.interpolate(cam, size=inp.shape[-2:], mode='bilinear', align_corners=False)[0, 0].detach().cpu().numpy()
     return (cam / cam.max() if cam.max() > 0 else cam), cls
+
+def saliency(model, x, class_idx: int | None = None) -> tuple[np.ndarray, int]:
+    "Input-gradient saliency (|∂ logit / ∂ pixel|, max over channels, smoothed, 0–1) for any differentiable model; returns `(map, class)`."
+    import torch, torch.nn.functional as F
+    with torch.enable_grad():
+        inp = _input(model, x)
+        logits = model(inp)
+        cls = int(logits.argmax(1)) if class_idx is None else class_idx
+        grad, = torch.autograd.grad(logits[0, cls], inp)
+    s = grad.abs().amax(1, keepdim=True)
+    k = max(1, inp.shape[-1] // 16) | 1                                     # odd window: the map keeps its size
+    s = F.avg_pool2d(s, k, stride=1, padding=k // 2)[0, 0].detach().cpu().numpy()
+    return (s / s.max() if s.max() > 0 else s), cls
+
+def heat_map(model, x, class_idx: int | None = None) -> tuple[np.ndarray, str]:
+    "Grad-CAM where the model has a spatial feature map, else input-gradient saliency (a ViT's fastai body gives pooled tokens); returns `(map, method)`."
+    try: return grad_cam(model, x, class_idx)[0], 'Grad-CAM'
+    except ValueError: return saliency(model, x, class_idx)[0], 'input-gradient saliency'
 
 def overlay(img: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> Image.Image:
     "The heat map (jet colours) over the image, at the image's size."
@@ -48,11 +72,26 @@ def overlay(img: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> Image.Ima
     return Image.blend(img.convert('RGB'), heat, alpha)
 
 # %% ../nbs/11c_demo.ipynb #ddf2ce78
-def build_demo(model_dir, meta: dict, limits, get_predictor, top_k: int = 3):
-    "Gradio Blocks: file upload → class probabilities (`gr.Label`) + Grad-CAM overlay."
+NOT_UPLOADED = "upload the image through this page (only files uploaded here are read)"
+
+def uploaded_bytes(payload, upload_root, max_bytes: int) -> tuple[bytes, str]:
+    "Bytes and name of a file the caller uploaded (a regular file inside `upload_root`); `ValueError(NOT_UPLOADED)` for anything else."
+    get = (lambda k: payload.get(k)) if isinstance(payload, dict) else (lambda k: getattr(payload, k, None))
+    path, name = get('path'), get('orig_name')
+    if not isinstance(path, str) or not path: raise ValueError(NOT_UPLOADED)
+    try: p = Path(path).resolve(strict=True)                                 # symlinks resolved; a missing path fails here
+    except (OSError, RuntimeError): raise ValueError(NOT_UPLOADED) from None
+    if not p.is_relative_to(Path(upload_root).resolve()) or not p.is_file(): raise ValueError(NOT_UPLOADED)   # same answer: existence does not leak
+    if p.stat().st_size > max_bytes: raise ValueError(f"over the upload limit of {max_bytes:,} bytes")
+    return p.read_bytes(), Path(name or p.name).name
+
+def make_classify(model_dir, meta: dict, limits, get_predictor, top_k: int = 3, upload_root=None):
+    "The demo's event: uploaded file (Gradio `FileData`) → (class probabilities, heat-map overlay)."
     import gradio as gr
+    from gradio.utils import get_upload_folder
     from medtrain.serve import decode_upload, predict_batch, UploadError
     from medtrain.data import open_image
+    upload_root = upload_root or get_upload_folder()
     torch_model, lock = {}, threading.Lock()
 
     def model():
@@ -62,36 +101,50 @@ def build_demo(model_dir, meta: dict, limits, get_predictor, top_k: int = 3):
                 torch_model['m'] = load_model(model_dir)[0] if (Path(model_dir)/'model.safetensors').exists() else None
         return torch_model['m']
 
-    def classify(path):
-        if path is None: raise gr.Error("upload an image first")
+    def classify(payload):
+        if payload is None: raise gr.Error("upload an image first")
+        try: data, name = uploaded_bytes(payload, upload_root, limits.max_upload_bytes)
+        except ValueError as e: raise gr.Error(str(e)) from None
         p = get_predictor()
         if p is None: raise gr.Error("the model is still loading; try again in a moment")
-        data, name = Path(path).read_bytes(), Path(path).name
         try: x = decode_upload(data, name, meta, limits)
-        except UploadError as e: raise gr.Error(str(e))
+        except UploadError as e: raise gr.Error(str(e)) from None
         res, = predict_batch(p, x[None], top_k)
         shown = open_image(io.BytesIO(data), meta['n_in']).resize((meta['size'], meta['size']), Image.BILINEAR)
         m = model()
-        if m is None: return res['probabilities'], shown
-        cam, _ = grad_cam(m, x, meta['classes'].index(res['top_k'][0]['label']))
-        return res['probabilities'], overlay(shown, cam).resize((256, 256), Image.BILINEAR)
+        if m is None: return res['probabilities'], gr.Image(shown.resize((256, 256)), label='image (no weights for a heat map)')
+        try: cam, method = heat_map(m, x, meta['classes'].index(res['top_k'][0]['label']))
+        except Exception as e:   # an explanation must never cost the answer
+            print(f"demo: no heat map for {meta['arch']}: {type(e).__name__}: {e}", flush=True)
+            return res['probabilities'], gr.Image(shown.resize((256, 256)), label='image (no heat map for this model)')
+        return res['probabilities'], gr.Image(overlay(shown, cam).resize((256, 256), Image.BILINEAR), label=f'{method} (top class)')
+    return classify
 
-    with gr.Blocks(title='medtrain demo') as blocks:
+def build_demo(model_dir, meta: dict, limits, get_predictor, top_k: int = 3):
+    "Gradio Blocks: file upload → class probabilities (`gr.Label`) + heat-map overlay."
+    import gradio as gr
+    classify = make_classify(model_dir, meta, limits, get_predictor, top_k)
+    age = limits.demo_cache_s
+    with gr.Blocks(title='medtrain demo', delete_cache=(max(10, age // 5), age)) as blocks:
         gr.Markdown(f"## medtrain — {meta['arch']}\nUpload a PNG, JPEG, TIFF or DICOM image. The model answers with its class "
-                    f"probabilities; the heat map (Grad-CAM) shows which regions drove the top class. *Research use only.*")
+                    f"probabilities; the heat map (Grad-CAM, or input-gradient saliency for models without a feature map) shows which "
+                    f"regions drove the top class. *Research use only.*")
         with gr.Row():
             with gr.Column():
-                upload = gr.File(label='image', file_types=['image', '.dcm', '.dicom', '.tif', '.tiff'], type='filepath', elem_id='upload')
+                upload = gr.File(label='image', file_types=['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dcm', '.dicom'], elem_id='upload')
                 button = gr.Button('Classify', variant='primary', elem_id='classify')
             with gr.Column():
                 label = gr.Label(num_top_classes=top_k, label='class probabilities', elem_id='probabilities')
-                cam_img = gr.Image(label='Grad-CAM (top class)', type='pil', elem_id='gradcam')
-        button.click(classify, upload, [label, cam_img])
-        upload.upload(classify, upload, [label, cam_img])
+                cam_img = gr.Image(label='heat map (top class)', type='pil', elem_id='gradcam')
+        # preprocess=False: Gradio hands `classify` the FileData and opens nothing itself
+        button.click(classify, upload, [label, cam_img], preprocess=False, api_name='classify')
+        upload.upload(classify, upload, [label, cam_img], preprocess=False, api_name='classify_upload')
     return blocks
 
 def mount_demo(app, model_dir, meta: dict, limits, get_predictor, top_k: int = 3, path: str = '/demo'):
     "Mount the Gradio demo at `path` of the FastAPI `app`; returns the app."
     import gradio as gr
     blocks = build_demo(model_dir, meta, limits, get_predictor, top_k)
-    return gr.mount_gradio_app(app, blocks, path=path, ssr_mode=False, max_file_size=limits.max_upload_bytes, footer_links=['api'])
+    blocks.has_launched = True   # a mounted app is never launched; without this Gradio skips its "was this file uploaded?" check
+    return gr.mount_gradio_app(app, blocks, path=path, ssr_mode=False, max_file_size=limits.max_upload_bytes, footer_links=['api'],
+                               show_error=False)

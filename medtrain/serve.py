@@ -4,8 +4,7 @@
 
 # %% ../nbs/11_serve.ipynb #155a8164
 from __future__ import annotations
-import io, json, threading, time
-from dataclasses import dataclass, asdict
+import asyncio, base64, hashlib, hmac, io, json, os, shutil, tempfile, threading, time
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,14 @@ from PIL import Image
 
 from fastapi import File, UploadFile, Request   # at module level: endpoint annotations are resolved in this namespace
 
-from .config import MedtrainError, DataError
+from .config import MedtrainError, DataError, ConfigError, ServeConfig
 from .export import load_input, preprocess, softmax, ONNX_FILE
 
 # %% auto #0
-__all__ = ['OnnxPredictor', 'TorchPredictor', 'load_predictor', 'predict_batch', 'UploadError', 'Limits', 'sniff_type',
-           'check_upload', 'decode_upload', 'ServingMetrics', 'create_app', 'serve']
+__all__ = ['Limits', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'OnnxPredictor', 'TorchPredictor', 'model_hash', 'onnx_folder',
+           'load_predictor', 'predict_batch', 'UploadError', 'sniff_type', 'check_upload', 'decode_upload',
+           'ServingMetrics', 'upload_problem', 'RequestGuard', 'header_timeout_protocol', 'read_api_key', 'create_app',
+           'serve']
 
 # %% ../nbs/11_serve.ipynb #922f0956
 class OnnxPredictor:
@@ -42,23 +43,46 @@ class TorchPredictor:
             x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(next(self.model.parameters()).device)
             return self.model(x).float().cpu().numpy()
 
-def load_predictor(model_ref, backend: str = 'onnx', registry=None):
-    "A predictor for `model_ref` (folder or `NAME@stage`); the ONNX file is exported (parity-checked) when missing."
+def model_hash(model_dir) -> str:
+    "sha256 of a model folder's weights and sidecar: its identity in answers and the key of its cached ONNX export."
+    h = hashlib.sha256()
+    for name in ('model.safetensors', 'model.json'):
+        f = Path(model_dir)/name
+        if not f.exists(): continue
+        h.update(name.encode())
+        with open(f, 'rb') as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
+
+def onnx_folder(model_dir, cache_dir=None, digest: str | None = None) -> Path:
+    "The folder holding `model.onnx` for `model_dir`: the model's own, else a parity-checked export kept in the cache (made once)."
+    model_dir = Path(model_dir)
+    if (model_dir/ONNX_FILE).exists(): return model_dir
+    if cache_dir is None:
+        from medtrain.cache import default_cache_dir
+        cache_dir = default_cache_dir()/'onnx'
+    key = (digest or model_hash(model_dir))[:32]
+    out = Path(cache_dir).expanduser()/key
+    if (out/ONNX_FILE).exists(): return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{key}-', dir=out.parent))   # beside `out`: the rename below is atomic
+    try:
+        from medtrain.export import export
+        print(f"{model_dir.name}: no {ONNX_FILE} in the model folder; exporting one (with parity check) into the cache {out}", flush=True)
+        export(model_dir, 'onnx', tmp)
+        try: tmp.rename(out)
+        except OSError:   # another process exported the same model meanwhile
+            if not (out/ONNX_FILE).exists(): raise MedtrainError(f"ONNX cache {out}: exists without {ONNX_FILE}; remove it") from None
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+def load_predictor(model_ref, backend: str = 'onnx', registry=None, cache_dir=None, digest: str | None = None):
+    "A predictor for `model_ref` (folder or `NAME@stage`); never writes into the model folder (see `onnx_folder`)."
     from medtrain.registry import resolve_model
     model_dir = resolve_model(model_ref, registry)
-    meta = json.loads((model_dir/'model.json').read_text())
     if backend == 'onnx':
-        if not (model_dir/ONNX_FILE).exists():
-            from medtrain.export import export
-            import os, tempfile, shutil
-            out = model_dir if os.access(model_dir, os.W_OK) else Path(tempfile.mkdtemp(prefix='medtrain-onnx-'))   # a read-only mount
-            print(f"{model_dir}: no {ONNX_FILE} yet; exporting it to {out} (with parity check)", flush=True)
-            try:
-                rec = export(model_dir, 'onnx', out)
-                return OnnxPredictor(rec['path'], json.loads((out/'model.json').read_text()))   # the session holds the graph in memory
-            finally:
-                if out != model_dir: shutil.rmtree(out, ignore_errors=True)
-        return OnnxPredictor(model_dir/ONNX_FILE, meta)
+        folder = onnx_folder(model_dir, cache_dir, digest)
+        return OnnxPredictor(folder/ONNX_FILE, json.loads((folder/'model.json').read_text()))
     if backend == 'torch':
         from medtrain.models import load_model
         from medtrain.config import get_device
@@ -80,13 +104,7 @@ class UploadError(MedtrainError):
     "A bad upload; `status` is the HTTP status the API answers with."
     def __init__(self, message: str, status: int = 400): super().__init__(message); self.status = status
 
-@dataclass
-class Limits:
-    "What `/predict` accepts."
-    max_upload_bytes: int = 20 * 2**20
-    max_pixels: int = 40_000_000
-    allowed_types: tuple = ('png', 'jpeg', 'tiff', 'dicom')
-    max_batch_files: int = 64
+Limits = ServeConfig   # what /predict accepts is part of the serving settings
 
 _MAGIC = (('png', 0, b'\x89PNG\r\n\x1a\n'), ('jpeg', 0, b'\xff\xd8\xff'), ('tiff', 0, b'II*\x00'), ('tiff', 0, b'MM\x00*'),
           ('dicom', 128, b'DICM'), ('bmp', 0, b'BM'), ('gif', 0, b'GIF8'), ('webp', 8, b'WEBP'))
@@ -102,8 +120,8 @@ def _pixels_of(data: bytes, kind: str) -> int | None:
         return int(ds.get('Rows', 0)) * int(ds.get('Columns', 0)) * int(ds.get('NumberOfFrames', 1) or 1)
     with Image.open(io.BytesIO(data)) as im: return im.size[0] * im.size[1]
 
-def check_upload(data: bytes, name: str, limits: Limits) -> str:
-    "Raise `UploadError` (with the HTTP status) unless `data` is an allowed, small enough image; returns its type."
+def check_upload(data: bytes, name: str, limits: ServeConfig, size: int = 224) -> str:
+    "Raise `UploadError` (with the HTTP status) unless `data` is an allowed, small enough image for a `size` px model; returns its type."
     if not data: raise UploadError(f"{name}: empty file", 400)
     if len(data) > limits.max_upload_bytes:
         raise UploadError(f"{name}: {len(data):,} bytes is over the upload limit of {limits.max_upload_bytes:,} bytes", 413)
@@ -112,17 +130,19 @@ def check_upload(data: bytes, name: str, limits: Limits) -> str:
         raise UploadError(f"{name}: {'unrecognised file type' if kind is None else kind + ' images are not accepted'}; "
                           f"send one of {', '.join(limits.allowed_types)}", 415)
     try: n = _pixels_of(data, kind)
-    except Exception as e: raise UploadError(f"{name}: cannot read the {kind} header ({type(e).__name__}: {e})", 400) from None
-    if n is not None and n > limits.max_pixels:
-        raise UploadError(f"{name}: {n:,} pixels is over the limit of {limits.max_pixels:,}", 413)
+    except Exception: raise UploadError(f"{name}: cannot read the {kind} header; the file is damaged or not really {kind}", 400) from None
+    max_pixels = limits.pixels_limit(size)
+    if n is not None and n > max_pixels:
+        raise UploadError(f"{name}: {n:,} pixels is over the limit of {max_pixels:,}", 413)
     return kind
 
-def decode_upload(data: bytes, name: str, meta: dict, limits: Limits) -> np.ndarray:
+def decode_upload(data: bytes, name: str, meta: dict, limits: ServeConfig) -> np.ndarray:
     "Checked, decoded (`open_image`) and preprocessed model input (C×H×W) for one uploaded file."
-    check_upload(data, name, limits)
+    kind = check_upload(data, name, limits, meta['size'])
     try: return load_input(io.BytesIO(data), meta)
-    except DataError as e: raise UploadError(f"{name}: cannot decode the image ({str(e).split(': ', 1)[-1]})", 400) from None
-    except Exception as e: raise UploadError(f"{name}: cannot decode the image ({type(e).__name__}: {e})", 400) from None
+    except DataError as e:   # keep medtrain's sentence ("DICOM file holds no image"), not its parenthesised library detail
+        raise UploadError(f"{name}: cannot decode the image ({str(e).split(': ', 1)[-1].split(' (')[0]})", 400) from None
+    except Exception: raise UploadError(f"{name}: cannot decode the {kind} image; the file is damaged", 400) from None
 
 # %% ../nbs/11_serve.ipynb #237a3fef
 class ServingMetrics:
@@ -144,46 +164,190 @@ class ServingMetrics:
         for k, v in (self.monitor.scores() if self.monitor else {}).items(): self.drift.labels(k).set(v)
         return generate_latest(self.registry)
 
-# %% ../nbs/11_serve.ipynb #c1ddc3ab
-_REASONS = {400: 'undecodable', 413: 'too_large', 415: 'unsupported_type'}
+# %% ../nbs/11_serve.ipynb #b7e1a003
+MULTIPART_OVERHEAD = 16 * 2**10   # boundaries and part headers around one uploaded file
+OPEN_PATHS = ('/health', '/ready')
 
-def create_app(model_ref, backend: str = 'onnx', registry=None, limits: Limits | None = None, top_k: int = 3,
-               demo: bool = True, warm: bool = True):
-    "The FastAPI app serving `model_ref` (folder or registry reference); the model loads in the background (see `/ready`)."
+def _reply(status: int, detail: str, headers=()) -> list[dict]:
+    body = json.dumps({'detail': detail}).encode()
+    return [{'type': 'http.response.start', 'status': status,
+             'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()), (b'connection', b'close'), *headers]},
+            {'type': 'http.response.body', 'body': body}]
+
+def upload_problem(body: bytes, content_type: bytes, allowed) -> str | None:
+    "Why a multipart upload to the demo is refused (None when every file part is an allowed image type)."
+    from python_multipart.multipart import MultipartParser, parse_options_header
+    ctype, params = parse_options_header(content_type)
+    if ctype != b'multipart/form-data' or not params.get(b'boundary'): return "send the image as multipart/form-data"
+    heads, cur = [], bytearray()
+    def on_part_data(data, start, end):
+        if len(cur) < 136: cur.extend(data[start:min(end, start + 136 - len(cur))])
+    try:
+        parser = MultipartParser(params[b'boundary'], dict(on_part_begin=cur.clear, on_part_data=on_part_data, on_part_end=lambda: heads.append(bytes(cur))))
+        parser.write(body); parser.finalize()
+    except Exception: return "the multipart body is damaged"
+    if not heads or any(sniff_type(h) not in allowed for h in heads): return f"the demo reads only {', '.join(allowed)} images"
+    return None
+
+class RequestGuard:
+    "Pure ASGI middleware: API key, request size (from `Content-Length`, then counted), body read timeout, demo upload types."
+    def __init__(self, app, limit_for, api_key: str | None = None, body_timeout_s: float = 30, on_reject=None,
+                 demo_path: str | None = None, allowed_types=()):
+        self.app, self.limit_for, self.api_key, self.body_timeout_s = app, limit_for, api_key, body_timeout_s
+        self.on_reject, self.demo_path, self.allowed_types = on_reject or (lambda status: None), demo_path, tuple(allowed_types)
+
+    def authorised(self, headers: dict) -> bool:
+        if self.api_key is None: return True
+        scheme, _, cred = headers.get(b'authorization', b'').partition(b' ')
+        if scheme.lower() == b'bearer': given = cred.strip()
+        elif scheme.lower() == b'basic':   # a browser on /demo sends the key as the password
+            try: given = base64.b64decode(cred.strip(), validate=True).partition(b':')[2]
+            except ValueError: given = b''
+        else: given = headers.get(b'x-api-key', b'')
+        return hmac.compare_digest(given, self.api_key.encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] not in ('http', 'websocket'): return await self.app(scope, receive, send)
+        headers, path = dict(scope['headers']), scope['path']
+        is_demo = self.demo_path is not None and (path == self.demo_path or path.startswith(self.demo_path + '/'))
+        async def refuse(status, detail, extra=()):
+            self.on_reject(status)
+            for m in _reply(status, detail, extra): await send(m)
+        if path not in OPEN_PATHS and not self.authorised(headers):
+            if scope['type'] == 'websocket': return await send({'type': 'websocket.close', 'code': 1008})
+            return await refuse(401, "missing or wrong API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                                [(b'www-authenticate', b'Basic realm="medtrain demo"' if is_demo else b'Bearer realm="medtrain"')])
+        if scope['type'] == 'websocket': return await self.app(scope, receive, send)
+        limit = self.limit_for(path)
+        length = headers.get(b'content-length')
+        if length is not None:
+            if not length.strip().isdigit(): return await refuse(400, "the Content-Length header is not a number")
+            if int(length) > limit: return await refuse(413, f"{int(length):,} bytes is over the upload limit of {limit:,} bytes for {path}")
+        state = dict(received=0, done=False, refused=None, started=False)
+
+        async def guarded_receive():
+            if state['refused']: return {'type': 'http.disconnect'}
+            if state['done']: return await receive()   # e.g. a streaming answer waiting for the client to leave: no deadline
+            try: msg = await asyncio.wait_for(receive(), self.body_timeout_s)
+            except asyncio.TimeoutError:
+                state['refused'] = (408, f"the request body stalled for {self.body_timeout_s:g} s")
+                return {'type': 'http.disconnect'}
+            if msg['type'] == 'http.request':
+                state['received'] += len(msg.get('body', b''))
+                if state['received'] > limit:
+                    state['refused'] = (413, f"the request body is over the upload limit of {limit:,} bytes for {path}")
+                    return {'type': 'http.disconnect'}
+                state['done'] = not msg.get('more_body', False)
+            return msg
+
+        async def guarded_send(msg):
+            if state['refused']: return   # the app's answer to a body we cut short is dropped; ours goes out below
+            if msg['type'] == 'http.response.start': state['started'] = True
+            await send(msg)
+
+        inner_receive = guarded_receive
+        if is_demo and path.endswith('/upload') and scope['method'] == 'POST' and self.allowed_types:
+            body, msg = bytearray(), {'type': 'http.request'}
+            while not state['done'] and msg['type'] == 'http.request':
+                msg = await guarded_receive(); body += msg.get('body', b'')
+            if state['refused']: return await refuse(*state['refused'])
+            if msg['type'] != 'http.request': return   # the client left
+            if problem := upload_problem(bytes(body), headers.get(b'content-type', b''), self.allowed_types): return await refuse(415, problem)
+            replay = [{'type': 'http.request', 'body': bytes(body), 'more_body': False}]
+            async def inner_receive(): return replay.pop() if replay else await receive()
+
+        try: await self.app(scope, inner_receive, guarded_send)
+        except Exception:
+            if not state['refused']: raise
+        if state['refused'] and not state['started']: await refuse(*state['refused'])
+
+def header_timeout_protocol(timeout_s: float):
+    "uvicorn's HTTP protocol, closing a connection whose request headers are not complete `timeout_s` after it opened or last answered."
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    class HeaderTimeoutProtocol(AutoHTTPProtocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._hdr_timer = self._hdr_cycle = None
+            self._arm()
+        def data_received(self, data):
+            if self.cycle is None or self.cycle.response_complete: self._arm()
+            super().data_received(data)
+        def _arm(self):
+            if self._hdr_timer is not None and self._hdr_cycle is self.cycle: return
+            if self._hdr_timer is not None: self._hdr_timer.cancel()
+            self._hdr_cycle, self._hdr_timer = self.cycle, self.loop.call_later(timeout_s, self._expire)
+        def _expire(self):
+            self._hdr_timer = None
+            idle = self.cycle is None or self.cycle.response_complete
+            if self.cycle is self._hdr_cycle and idle and not self.transport.is_closing(): self.transport.close()
+        def connection_lost(self, exc):
+            if self._hdr_timer is not None: self._hdr_timer.cancel()
+            super().connection_lost(exc)
+    return HeaderTimeoutProtocol
+
+def read_api_key(limits: ServeConfig) -> str | None:
+    "The API key from `limits.api_key_file`, else `$MEDTRAIN_API_KEY`, else None (no key: an open API)."
+    if limits.api_key_file is None: return os.environ.get('MEDTRAIN_API_KEY') or None
+    try: key = Path(limits.api_key_file).read_text().strip()
+    except OSError as e: raise ConfigError(f"--api-key-file {limits.api_key_file}: cannot read it ({e.strerror})") from None
+    if not key: raise ConfigError(f"--api-key-file {limits.api_key_file}: the file is empty")
+    return key
+
+# %% ../nbs/11_serve.ipynb #c1ddc3ab
+_REASONS = {400: 'undecodable', 401: 'unauthorised', 408: 'timeout', 413: 'too_large', 415: 'unsupported_type'}
+
+def _model_name(model_dir: Path) -> str:
+    return model_dir.parent.name if model_dir.name == 'model' else model_dir.name   # RUN_DIR/model → the run's name
+
+def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeConfig | None = None, top_k: int = 3,
+               demo: bool | None = None, warm: bool = True, api_key: str | None = None):
+    "The FastAPI app serving `model_ref` (folder or registry reference) under the `ServeConfig` `limits`; the model loads in the background (see `/ready`)."
     from contextlib import asynccontextmanager
+    import anyio
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
-    from starlette.concurrency import run_in_threadpool
     from medtrain.registry import resolve_model, is_reference, Registry
     from medtrain.monitor import DriftMonitor, read_reference
 
-    limits = limits or Limits()
+    limits = limits or ServeConfig()
+    api_key = api_key or read_api_key(limits)
+    demo = limits.demo if demo is None else demo
     model_dir = resolve_model(model_ref, registry)   # a wrong reference fails here, before the server starts
     meta = json.loads((model_dir/'model.json').read_text())
+    digest = model_hash(model_dir)
     version = Registry(registry).get(str(model_ref)) if is_reference(model_ref) else None
-    info = dict(model=str(model_ref), model_dir=str(model_dir), arch=meta['arch'], classes=meta['classes'], size=meta['size'],
-                n_in=meta['n_in'], version=version and dict(name=version['name'], version=version['version'], stage=version['stage']),
-                data_version=meta.get('data_version'), backend=backend, limits=asdict(limits),
+    version = version and dict(name=version['name'], version=version['version'], stage=version['stage'])
+    model = dict(version or dict(name=_model_name(model_dir), version=None, stage=None), arch=meta['arch'], sha256=digest[:16])
+    max_pixels = limits.pixels_limit(meta['size'])
+    info = dict(model=model, version=version, arch=meta['arch'], classes=meta['classes'], size=meta['size'], n_in=meta['n_in'],
+                data_version=meta.get('data_version'), backend=backend,
+                limits=dict(max_upload_bytes=limits.max_upload_bytes, max_batch_bytes=limits.max_batch_bytes, max_batch_files=limits.max_batch_files,
+                            max_pixels=max_pixels, allowed_types=list(limits.allowed_types)),
                 preprocessing=dict(resize=meta.get('resize', 'squish'), size=meta['size'], mean=meta['mean'], std=meta['std'],
                                    mode='L' if meta['n_in'] == 1 else 'RGB'))
-    state = dict(predictor=None, error=None)
+    state = dict(predictor=None, error=None, decodes=None)
     monitor = DriftMonitor(read_reference(model_dir), meta)
     metrics = ServingMetrics(monitor)
+    n_decodes = limits.max_concurrent_decodes or os.cpu_count() or 2
 
     def load():
         try:
-            p = load_predictor(model_dir, backend)
+            p = load_predictor(model_dir, backend, cache_dir=limits.onnx_cache_dir, digest=digest)
             if warm: p.logits(np.zeros((1, meta['n_in'], meta['size'], meta['size']), np.float32))
             state['predictor'] = p
-        except Exception as e: state['error'] = f"{type(e).__name__}: {e}"
+        except Exception as e:   # the cause goes to the server log, not to clients
+            state['error'] = True
+            print(f"model {model['name']} failed to load: {type(e).__name__}: {e}", flush=True)
 
     @asynccontextmanager
     async def lifespan(app):
+        state['decodes'] = anyio.CapacityLimiter(n_decodes)   # each decode may hold max_pixels of memory: bound how many run at once
         threading.Thread(target=load, daemon=True, name='medtrain-model-load').start()
         yield
 
     import medtrain
-    app = FastAPI(title='medtrain', version=medtrain.__version__, lifespan=lifespan,
+    docs = dict(docs_url='/docs', redoc_url='/redoc', openapi_url='/openapi.json') if limits.docs else dict(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title='medtrain', version=medtrain.__version__, lifespan=lifespan, **docs,
                   description=f"Image classifier {meta['arch']} ({', '.join(meta['classes'])}). Upload PNG, JPEG, TIFF or DICOM.")
     app.state.medtrain = dict(state=state, meta=meta, info=info, limits=limits, monitor=monitor, metrics=metrics, model_dir=model_dir)
 
@@ -204,7 +368,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: Limits |
 
     def predictor():
         if state['predictor'] is None:
-            raise UploadError(f"model not loaded: {state['error']}" if state['error'] else "model is loading; retry shortly (see /ready)", 503)
+            raise UploadError("the model failed to load; see the server log" if state['error'] else "model is loading; retry shortly (see /ready)", 503)
         return state['predictor']
 
     def infer(batch):
@@ -220,6 +384,8 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: Limits |
             raise UploadError(f"{file.filename}: over the upload limit of {limits.max_upload_bytes:,} bytes", 413)
         return data
 
+    def decoding(fn, *args): return anyio.to_thread.run_sync(fn, *args, limiter=state['decodes'])
+
     @app.post('/predict', summary="Classify one image")
     async def predict(file: UploadFile = File(..., description="PNG, JPEG, TIFF or DICOM")):
         start = time.perf_counter()
@@ -228,8 +394,8 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: Limits |
             x = decode_upload(data, file.filename, meta, limits)
             t_pre = time.perf_counter() - start
             return t_pre, *infer(x[None])
-        t_pre, (res,), t_inf = await run_in_threadpool(work)
-        return dict(filename=file.filename, **res, model=info['version'] or info['model'],
+        t_pre, (res,), t_inf = await decoding(work)
+        return dict(filename=file.filename, **res, model=model,
                     latency_ms=dict(preprocess=round(t_pre * 1e3, 2), inference=round(t_inf * 1e3, 2), total=round((time.perf_counter() - start) * 1e3, 2)))
 
     @app.post('/predict/batch', summary="Classify several images; a bad file gets an error entry, the others their predictions")
@@ -239,15 +405,15 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: Limits |
         results, good = [], []
         for f in files:
             try:
-                results.append(dict(filename=f.filename, x=await run_in_threadpool(decode_upload, await read(f), f.filename, meta, limits)))
+                results.append(dict(filename=f.filename, x=await decoding(decode_upload, await read(f), f.filename, meta, limits)))
                 good.append(results[-1])
             except UploadError as e:
                 metrics.rejected.labels(_REASONS.get(e.status, str(e.status))).inc()
                 results.append(dict(filename=f.filename, error=str(e), status=e.status))
         if good:
-            out, _ = await run_in_threadpool(infer, np.stack([r.pop('x') for r in good]))
+            out, _ = await anyio.to_thread.run_sync(infer, np.stack([r.pop('x') for r in good]))
             for r, o in zip(good, out): r.update(o)
-        return dict(results=results, n_ok=len(good), n_failed=len(results) - len(good), model=info['version'] or info['model'],
+        return dict(results=results, n_ok=len(good), n_failed=len(results) - len(good), model=model,
                     latency_ms=dict(total=round((time.perf_counter() - start) * 1e3, 2)))
 
     @app.get('/health', summary="Liveness: the process answers")
@@ -256,7 +422,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: Limits |
     @app.get('/ready', summary="Readiness: the model is loaded (503 until then)")
     async def ready():
         if state['predictor'] is None:
-            return JSONResponse({'ready': False, 'error': state['error']}, status_code=503)
+            return JSONResponse({'ready': False, 'error': "the model failed to load; see the server log" if state['error'] else None}, status_code=503)
         return {'ready': True, 'backend': state['predictor'].backend}
 
     @app.get('/metadata', summary="Model, version, classes, preprocessing and limits")
@@ -267,15 +433,33 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: Limits |
         from prometheus_client import CONTENT_TYPE_LATEST
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    demo_path = '/demo' if demo else None
     if demo:
         from medtrain.demo import mount_demo
-        app = mount_demo(app, model_dir, meta, limits, lambda: state['predictor'], top_k)
+        app = mount_demo(app, model_dir, meta, limits, lambda: state['predictor'], top_k, path=demo_path)
+
+    def limit_for(path: str) -> int:
+        if path == '/predict/batch': return limits.max_batch_bytes
+        if path == '/predict' or (demo_path and path.startswith(demo_path) and path.endswith('/upload')): return limits.max_upload_bytes + MULTIPART_OVERHEAD
+        return 2**20   # JSON (the demo's calls) and GETs
+    app.add_middleware(RequestGuard, limit_for=limit_for, api_key=api_key, body_timeout_s=limits.body_timeout_s, demo_path=demo_path,
+                       allowed_types=limits.allowed_types, on_reject=lambda status: metrics.rejected.labels(_REASONS.get(status, str(status))).inc())
+    if limits.cors_origins:   # outside the guard: a browser's preflight carries no API key
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(limits.cors_origins), allow_methods=['GET', 'POST'],
+                           allow_headers=['authorization', 'x-api-key', 'content-type'])
     return app
 
 def serve(model_ref, host: str = '127.0.0.1', port: int = 8000, backend: str = 'onnx', registry=None,
-          limits: Limits | None = None, demo: bool = True, log_level: str = 'info'):
-    "Run `create_app` under uvicorn (one process; inference runs in its thread pool)."
+          limits: ServeConfig | None = None, demo: bool | None = None, log_level: str = 'info'):
+    "Run `create_app` under uvicorn (one process; inference runs in its thread pool), with `limits`' connection limits and timeouts."
     import uvicorn
-    app = create_app(model_ref, backend, registry, limits, demo=demo)
-    print(f"serving {model_ref} on http://{host}:{port}  (docs /docs, demo /demo, metrics /metrics)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    limits = limits or ServeConfig()
+    api_key = read_api_key(limits)
+    app = create_app(model_ref, backend, registry, limits, demo=demo, api_key=api_key)
+    demo = limits.demo if demo is None else demo
+    print(f"serving {model_ref} on http://{host}:{port}  (" + ', '.join(['docs /docs'] * limits.docs + ['demo /demo'] * demo + ['metrics /metrics'])
+          + ('; API key required except on /health, /ready' if api_key else '; no API key: anyone who reaches this port can use it') + ')', flush=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, limit_concurrency=limits.limit_concurrency,
+                            timeout_keep_alive=limits.timeout_keep_alive_s, http=header_timeout_protocol(limits.header_timeout_s))
+    uvicorn.Server(config).run()

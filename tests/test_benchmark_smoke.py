@@ -25,3 +25,14 @@ def test_scan_cache_smoke(tmp_path):
                 '| image cache at 32 px, first run (cold) |', '| image cache at 32 px, second run (warm) |', 'Before the first training step'):
         assert row in r.stdout, row
     assert (tmp_path/'cache'/'scan.sqlite').exists() and len(list((tmp_path/'cache').glob('*.npy'))) == 1
+
+def test_serve_soak_smoke(tmp_path):
+    "`benchmarks/serve_soak.py --smoke`: a few seconds of concurrent clients against `medtrain serve`, 0 non-2xx (no speed asserted)."
+    results = tmp_path/'RESULTS.md'
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'serve_soak.py'), '--smoke', '--results', str(results)],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    table = results.read_text()
+    for row in ('| png |', '| jpeg |', '| batch |', '| **all** |', 'Server RSS:', '- command: `', '- machine: '):
+        assert row in table, row
+    assert '| **0** |' in table

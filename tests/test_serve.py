@@ -16,22 +16,37 @@ def server(trained_run, tmp_path_factory):
     reg = d/'registry'
     medtrain_inproc('registry', 'register', trained_run, '--name', 'lesions', '--registry', reg, check=True)   # with drift reference
     medtrain_inproc('registry', 'promote', 'lesions', '1', '--registry', reg, check=True)
-    port, log = _free_port(), open(d/'server.log', 'w')
-    proc = subprocess.Popen([sys.executable, '-m', 'medtrain', 'serve', '--model-path', 'lesions@production', '--registry', str(reg),
-                             '--port', str(port), '--max-upload-bytes', str(MAX_BYTES), '--max-pixels', str(MAX_PIXELS),
-                             '--allowed-types', 'png,jpeg,tiff,dicom', '--log-level', 'warning'],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, 'MPLBACKEND': 'Agg'})
+    from medtrain.registry import Registry
+    model_dir = Registry(reg).resolve('lesions@production')
+    before = _listing(model_dir)
+    with _serving(d, 'server', ['--model-path', 'lesions@production', '--registry', str(reg), '--max-upload-bytes', str(MAX_BYTES),
+                               '--max-pixels', str(MAX_PIXELS), '--allowed-types', 'png,jpeg,tiff,dicom',
+                               '--header-timeout-s', '2', '--body-timeout-s', '2']) as (url, log):
+        yield dict(url=url, log=log, dir=d, registry=reg, test=pd.read_csv(trained_run/'test.csv'), model_dir=model_dir, listing_before=before)
+
+def _listing(folder):
+    "Names, sizes and mtimes of everything under `folder` (to prove serving wrote nothing there)."
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(folder).rglob('*'))}
+
+import contextlib
+@contextlib.contextmanager
+def _serving(d, name, args, env=None):
+    "A `medtrain serve` subprocess on a free loopback port (ONNX cache under `d`); yields (url, log path) once /ready."
+    port, log_path = _free_port(), d/f'{name}.log'
+    log = open(log_path, 'w')
+    proc = subprocess.Popen([sys.executable, '-m', 'medtrain', 'serve', '--port', str(port), '--log-level', 'warning', *args],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, 'MPLBACKEND': 'Agg', 'MEDTRAIN_CACHE_DIR': str(d/'cache'), **(env or {})})
     url = f'http://127.0.0.1:{port}'
     try:
         deadline = time.time() + 240
         while True:
-            assert proc.poll() is None, (d/'server.log').read_text()
+            assert proc.poll() is None, log_path.read_text()
             try:
                 if httpx.get(url + '/ready', timeout=2).status_code == 200: break
             except httpx.TransportError: pass
-            assert time.time() < deadline, "server not ready after 240 s\n" + (d/'server.log').read_text()
+            assert time.time() < deadline, "server not ready after 240 s\n" + log_path.read_text()
             time.sleep(0.5)
-        yield dict(url=url, log=d/'server.log', dir=d, registry=reg, test=pd.read_csv(trained_run/'test.csv'))
+        yield url, log_path
     finally:
         proc.terminate()
         try: proc.wait(20)
@@ -87,7 +102,8 @@ def test_bad_uploads_get_4xx_with_a_reason(server, name, data, status, text):
     elif data == 'gif': data = _png(size=(8, 8), fmt='GIF')
     elif data == 'truncated': data = _png(server['test'].path[0])[:200]
     r = httpx.post(server['url'] + '/predict', files={'file': (name, data)})
-    assert r.status_code == status and text in r.json()['detail'] and name in r.json()['detail'], (r.status_code, r.text)
+    named = name in r.json()['detail'] or name == 'big.png'   # too big is refused from Content-Length, before the file name is read
+    assert r.status_code == status and text in r.json()['detail'] and named, (r.status_code, r.text)
 
 def _png_arr(a):
     b = io.BytesIO(); Image.fromarray(a).save(b, 'PNG'); return b.getvalue()
@@ -157,3 +173,148 @@ def test_gradio_demo_in_headless_chromium(server, tmp_path):
     im = np.asarray(Image.open(shot).convert('RGB'))
     assert im.shape[0] > 400 and im.std() > 10, "blank screenshot"
     assert '%' in text
+
+# ---- hardening (issue L): each test below failed on the code before it ----
+
+def _raw(url, request: bytes, wait_s: float = 10, close_write=False) -> bytes:
+    "Send raw bytes to the server and read until it answers and closes (or `wait_s` passes)."
+    host, port = url.split('//')[1].split(':')
+    with socket.create_connection((host, int(port)), timeout=wait_s) as s:
+        s.sendall(request)
+        got, deadline = b'', time.time() + wait_s
+        while time.time() < deadline:
+            try: chunk = s.recv(65536)
+            except (socket.timeout, ConnectionResetError): break
+            if not chunk: break
+            got += chunk
+            if b'\r\n\r\n' in got and b'"detail"' in got: break
+        return got
+
+def _multipart_head(field='file', name='x.png'):
+    return (f'--B\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\nContent-Type: image/png\r\n\r\n').encode()
+
+@pytest.mark.parametrize('path', ['/predict', '/predict/batch'])
+def test_oversize_content_length_refused_before_the_body(server, path):
+    "A 500 MB Content-Length gets 413 at once: the server answers while the client has sent 1 KB of it."
+    start = time.time()
+    head = (f'POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n'
+            f'Content-Length: {500 * 2**20}\r\n\r\n').encode()
+    got = _raw(server['url'], head + _multipart_head() + b'\0' * 1000)
+    assert got.startswith(b'HTTP/1.1 413'), got[:300]
+    assert b'over the upload limit' in got and time.time() - start < 10
+
+def test_chunked_body_is_cut_at_the_limit(server):
+    "A chunked upload without Content-Length is counted as it arrives: 413 once past the limit, without waiting for the end."
+    head = b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n'
+    chunk = b'\0' * 65536
+    body = b''.join(b'%x\r\n%s\r\n' % (len(c), c) for c in [_multipart_head()] + [chunk] * (MAX_BYTES // len(chunk) + 2))
+    got = _raw(server['url'], head + body)   # no terminating 0-chunk: the client "keeps sending"
+    assert got.startswith(b'HTTP/1.1 413'), got[:300]
+
+def test_slow_clients_are_dropped(server):
+    "Headers that never finish: the connection is closed (header timeout 2 s); headers then no body: 408 (body timeout 2 s)."
+    start = time.time()
+    got = _raw(server['url'], b'POST /predict HTTP/1.1\r\nHost: x\r\n', wait_s=15)
+    assert got == b'' and time.time() - start < 10, (got, time.time() - start)
+    start = time.time()
+    got = _raw(server['url'], b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 5000\r\n\r\n', wait_s=15)
+    assert got.startswith(b'HTTP/1.1 408') and time.time() - start < 10, (got[:200], time.time() - start)
+
+def test_default_pixel_limit_follows_the_model(trained_run, tmp_path):
+    "Without --max-pixels a small PNG of 9 M pixels is refused for a 32 px model (the old default accepted up to 40 M)."
+    from fastapi.testclient import TestClient
+    from medtrain.serve import create_app
+    big = io.BytesIO(); Image.new('RGB', (3000, 3000)).save(big, 'PNG')
+    with TestClient(create_app(trained_run/'model', backend='torch', demo=False)) as client:
+        r = client.post('/predict', files={'file': ('big.png', big.getvalue())})
+    assert r.status_code == 413 and 'pixels is over the limit of 4,000,000' in r.json()['detail'], r.text
+
+def _sse_result(url, api: str, payload: dict) -> str:
+    r = httpx.post(f"{url}/demo/gradio_api/call/{api}", json=payload, timeout=30)
+    assert r.status_code == 200, r.text
+    return httpx.get(f"{url}/demo/gradio_api/call/{api}/{r.json()['event_id']}", timeout=60).text
+
+def test_demo_reads_only_uploaded_files(server):
+    "The exact request from the issue: a server path in FileData must not be classified; a missing path answers the same."
+    secret = server['dir']/'not-uploaded.png'
+    secret.write_bytes(_png(server['test'].path[0]))
+    answers = []
+    for path in (secret, server['dir']/'missing.png', Path(server['test'].path[0]).resolve()):
+        text = _sse_result(server['url'], 'classify', {'data': [{'path': str(path), 'meta': {'_type': 'gradio.FileData'}}]})
+        assert 'event: error' in text and 'probabilities' not in text and 'confidences' not in text, text[:500]
+        answers.append(text.split('event: error', 1)[1].strip())
+    assert len(set(answers)) == 1, answers   # existence of a path does not leak
+    # a file uploaded through the page is classified
+    up = httpx.post(server['url'] + '/demo/gradio_api/upload', files={'files': ('lesion.png', _png(server['test'].path[0]), 'image/png')})
+    assert up.status_code == 200, up.text
+    text = _sse_result(server['url'], 'classify', {'data': [{'path': up.json()[0], 'orig_name': 'lesion.png', 'meta': {'_type': 'gradio.FileData'}}]})
+    assert 'event: complete' in text and 'confidences' in text, text[:500]
+
+def test_demo_upload_takes_only_images(server):
+    r = httpx.post(server['url'] + '/demo/gradio_api/upload', files={'files': ('notes.txt', b'#!/bin/sh\necho hi\n', 'text/plain')})
+    assert r.status_code == 415 and 'reads only png' in r.json()['detail'], r.text
+
+def test_answers_carry_no_server_paths(server):
+    "/predict, /predict/batch, /metadata, /ready and errors name the model (name, version, arch, hash), never a server path."
+    url, p = server['url'], server['test'].path
+    bodies = [httpx.get(url + '/metadata').text, httpx.get(url + '/ready').text,
+              httpx.post(url + '/predict', files={'file': ('a.png', open(p[0], 'rb'))}).text,
+              httpx.post(url + '/predict', files={'file': ('cut.png', _png(p[0])[:300])}).text,
+              httpx.post(url + '/predict/batch', files=[('files', ('a.png', open(p[0], 'rb'))), ('files', ('x.txt', b'no'))]).text]
+    for b in bodies:
+        for secret in (str(server['model_dir']), str(server['registry']), str(server['dir'])):
+            assert secret not in b, (secret, b[:500])
+    model = json.loads(bodies[2])['model']
+    assert {k: model[k] for k in ('name', 'version', 'stage', 'arch')} == {'name': 'lesions', 'version': 1, 'stage': 'production', 'arch': 'medcnn_small'}
+    assert len(model['sha256']) == 16
+    assert 'Error' not in json.loads(bodies[3])['detail'], bodies[3]   # no library exception text
+
+def test_serving_never_writes_into_the_model_folder(server):
+    "The registered version is immutable: serving (ONNX export included) left its files, sizes and mtimes as they were."
+    assert _listing(server['model_dir']) == server['listing_before']
+    assert 'model.onnx' not in server['listing_before']
+    assert list((server['dir']/'cache'/'onnx').glob('*/model.onnx')), "the export went into the cache"
+
+@pytest.fixture(scope='module')
+def locked_server(server):
+    "A second server of the same model: API key from a file, no docs, no demo, CORS for one origin, at most 3 concurrent connections."
+    d = server['dir']
+    (d/'key').write_text('s3cret-key\n')
+    with _serving(d, 'locked', ['--model-path', 'lesions@production', '--registry', str(server['registry']), '--api-key-file', str(d/'key'),
+                                '--no-docs', '--no-demo', '--cors-origins', 'https://viewer.example', '--limit-concurrency', '3',
+                                '--body-timeout-s', '8']) as (url, log):
+        yield dict(server, url=url, log=log)
+
+def test_api_key_docs_demo_cors(locked_server, server):
+    url, p = locked_server['url'], locked_server['test'].path[0]
+    key = {'Authorization': 'Bearer s3cret-key'}
+    for path in ('/metadata', '/metrics', '/demo/', '/docs'):
+        assert httpx.get(url + path).status_code == 401, path
+    assert httpx.post(url + '/predict', files={'file': ('a.png', open(p, 'rb'))}).status_code == 401
+    assert httpx.post(url + '/predict', files={'file': ('a.png', open(p, 'rb'))}, headers={'X-API-Key': 'wrong'}).status_code == 401
+    assert httpx.get(url + '/health').status_code == 200 and httpx.get(url + '/ready').status_code == 200
+    assert httpx.post(url + '/predict', files={'file': ('a.png', open(p, 'rb'))}, headers=key).status_code == 200
+    assert httpx.post(url + '/predict', files={'file': ('a.png', open(p, 'rb'))}, headers={'X-API-Key': 's3cret-key'}).status_code == 200
+    for path in ('/docs', '/openapi.json', '/redoc', '/demo/'):
+        assert httpx.get(url + path, headers=key).status_code == 404, path
+    pre = {'Origin': 'https://viewer.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization'}
+    assert httpx.options(url + '/predict', headers=pre).headers.get('access-control-allow-origin') == 'https://viewer.example'
+    assert 'access-control-allow-origin' not in httpx.options(server['url'] + '/predict', headers=pre).headers   # default: no CORS
+    assert 'access-control-allow-origin' not in httpx.get(server['url'] + '/health', headers={'Origin': 'https://evil.example'}).headers
+
+def test_limit_concurrency(locked_server):
+    "Three connections holding requests open: the fourth request gets 503 at once, and the server recovers."
+    url = locked_server['url']
+    host, port = url.split('//')[1].split(':')
+    held = []
+    try:
+        for _ in range(3):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-key\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 5000\r\n\r\n')
+            held.append(s)
+        time.sleep(0.5)
+        assert httpx.get(url + '/health', timeout=10).status_code == 503
+    finally:
+        for s in held: s.close()
+    deadline = time.time() + 10
+    while httpx.get(url + '/health', timeout=10).status_code != 200: assert time.time() < deadline; time.sleep(0.2)
