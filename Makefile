@@ -47,11 +47,12 @@ postgres:
 	  echo ">> installing postgresql (apt) for the tuning test"; \
 	  apt-get update -q && apt-get install -y -q postgresql; } || { echo "!! could not install postgresql: the tuning test needs it" >&2; exit 1; }
 
-# Every test writes its scratch files (runs, checkpoints, caches) under one temp folder: removed when all pass, kept to look at when one fails.
+# Every test writes its scratch files (runs, checkpoints, image/scan/ONNX caches) under one temp folder: removed when all pass, kept to look at when one fails.
 test: install browser kubectl postgres
 	@scratch=$$(mktemp -d -t medtrain-test-XXXXXX) && echo ">> scratch folder of this test run: $$scratch" && \
-	TMPDIR=$$scratch $(BIN)/nbdev_test --n_workers 2 --timing --flags slow && \
-	TMPDIR=$$scratch $(BIN)/pytest -ra && \
+	export TMPDIR=$$scratch MEDTRAIN_CACHE_DIR=$$scratch/cache && \
+	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow && \
+	$(BIN)/pytest -ra && \
 	{ echo ">> scratch folder: $$(du -sh $$scratch | cut -f1), removed"; rm -rf "$$scratch"; } || \
 	{ echo "!! tests failed; their scratch files are kept in $$scratch" >&2; exit 1; }
 
