@@ -12,7 +12,7 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'SyntheticConfig', 'DataConfig', 'ModelConfig',
+__all__ = ['ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Registry', 'SyntheticConfig', 'DataConfig', 'ModelConfig',
            'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'Config',
            'ServeConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config', 'seed_everything',
            'get_device', 'progress_iter', 'import_object']
@@ -29,6 +29,32 @@ class ConfigError(MedtrainError):
 class DataError(MedtrainError):
     "Bad or missing data."
     exit_code = 3
+
+# %% ../nbs/00_config.ipynb #906c76d9
+class Registry:
+    "A named table of pluggable choices (`what` says what they are; `key` is the config key that names one)."
+    def __init__(self, what: str, key: str | None = None): self.what, self.key, self._items = what, key, {}
+    def register(self, name: str, obj=None):
+        "Add `obj` under `name`; used bare as a decorator: `@REG.register('name')`. A second object for a name is an error."
+        def _inner(o):
+            if name in self._items and self._items[name] is not o:
+                raise ValueError(f"{self.what} {name!r} is registered twice ({self._items[name]!r} and {o!r})")
+            self._items[name] = o; return o
+        return _inner if obj is None else _inner(obj)
+    def names(self) -> list[str]: return list(self._items)
+    def __contains__(self, name): return name in self._items
+    def __iter__(self): return iter(self._items)
+    def __len__(self): return len(self._items)
+    def __getitem__(self, name): return self.get(name)
+    def items(self): return self._items.items()
+    def get(self, name: str, key: str | None = None):
+        "The object registered as `name`; a `ConfigError` naming the config key, the closest names and every name otherwise."
+        if name in self._items: return self._items[name]
+        close = difflib.get_close_matches(str(name), self.names(), n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ''
+        where = f"{key or self.key}: " if (key or self.key) else ''
+        raise ConfigError(f"{where}unknown {self.what} {name!r}{hint} (known: {', '.join(self.names()) or 'none'})")
+    def __repr__(self): return f"Registry({self.what!r}: {', '.join(self.names())})"
 
 # %% ../nbs/00_config.ipynb #6db6b94d
 class _Section(BaseModel):
