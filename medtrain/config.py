@@ -12,7 +12,7 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Registry', 'SyntheticConfig', 'DataConfig', 'ModelConfig',
+__all__ = ['ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'DataConfig', 'ModelConfig',
            'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'Config',
            'ServeConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config', 'seed_everything',
            'get_device', 'progress_iter', 'import_object']
@@ -31,7 +31,7 @@ class DataError(MedtrainError):
     exit_code = 3
 
 # %% ../nbs/00_config.ipynb #906c76d9
-class Registry:
+class Choices:
     "A named table of pluggable choices (`what` says what they are; `key` is the config key that names one)."
     def __init__(self, what: str, key: str | None = None): self.what, self.key, self._items = what, key, {}
     def register(self, name: str, obj=None):
@@ -54,7 +54,7 @@ class Registry:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ''
         where = f"{key or self.key}: " if (key or self.key) else ''
         raise ConfigError(f"{where}unknown {self.what} {name!r}{hint} (known: {', '.join(self.names()) or 'none'})")
-    def __repr__(self): return f"Registry({self.what!r}: {', '.join(self.names())})"
+    def __repr__(self): return f"Choices({self.what!r}: {', '.join(self.names())})"
 
 # %% ../nbs/00_config.ipynb #6db6b94d
 class _Section(BaseModel):
