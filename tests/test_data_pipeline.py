@@ -111,16 +111,38 @@ def test_manifest_and_verify(cli, tmp_path):
     r = cli('data', 'verify', tmp_path/'d'/'dataset.csv', '--quiet')
     assert r.returncode == 1 and '3 difference(s): ' in r.stdout and all(k in r.stdout for k in ('1 removed', '1 changed', '1 added')), r.stdout
 
-def test_planted_duplicate_leak_is_caught(cli, tmp_path):
-    df = make_synthetic(tmp_path/'d', SyntheticConfig(n_images=60, image_size=24), seed=0, progress=False)
+def test_planted_copies_across_given_splits_are_dropped(tmp_path):
+    "train/valid/test folders (as PneumoniaMNIST's own split): copies of train images in valid/test leave the later split."
+    df = make_synthetic(tmp_path/'syn', SyntheticConfig(n_images=90, image_size=24, n_classes=3, majority=0.4), seed=0, progress=False)
+    root = tmp_path/'layout'
+    where = ['train'] * 60 + ['valid'] * 15 + ['test'] * 15
+    for i, (p, lbl, s) in enumerate(zip(df.path, df.label, where)):
+        (root/s/lbl).mkdir(parents=True, exist_ok=True); shutil.copy(p, root/s/lbl/f'{i}.png')
+    planted = {('valid', 0), ('valid', 1), ('test', 2), ('test', 70)}      # 3 copies of train images, 1 of a valid image
+    for s, i in planted: shutil.copy(df.path[i], root/s/df.label[i]/f'copy-{i}.png')
+    common = _sets('data.source=folder', f'data.path={root}', 'model.arch=medcnn_small')
+    r = cli_inproc('train', *common, '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert len([l for l in r.stderr.splitlines() if 'dropped 4 exact copies' in l and 'duplicates.csv' in l]) == 1, r.stderr
+    dups = pd.read_csv(tmp_path/'run'/'duplicates.csv')
+    assert {(s, int(p.rsplit('copy-', 1)[1][:-4])) for s, p in zip(dups.split, dups.path)} == planted
+    assert sorted(dups.kept_split) == ['train', 'train', 'train', 'valid']
+    splits = pd.read_csv(tmp_path/'run'/'splits.csv')
+    assert not splits.path.str.contains('copy-').any() and len(splits) == 90
+    assert json.loads((tmp_path/'run'/'run.json').read_text())['duplicates_dropped'] == 4
+    r = cli_inproc('train', *common, '--set', 'data.duplicates=fail', '--run-dir', tmp_path/'run2', '--quiet')
+    assert r.returncode == 3 and 'appear in more than one split (same SHA-256)' in r.stderr, r.stderr
+
+def test_patient_in_two_given_splits_stays_an_error(tmp_path):
+    make_synthetic(tmp_path/'d', SyntheticConfig(n_images=60, image_size=24), seed=0, progress=False)
     m = pd.read_csv(tmp_path/'d'/'manifest.csv')
     m['split'] = ['train'] * 40 + ['valid'] * 10 + ['test'] * 10
-    m['patient_id'] = [f'x{i}' for i in range(len(m))]                    # no patient leak: only the image is shared
-    shutil.copy(tmp_path/'d'/m.path[0], tmp_path/'d'/'copy.png')      # the same image again, now in the test split
-    m = pd.concat([m, m.iloc[[0]].assign(path='copy.png', split='test', patient_id='someone-else')])
+    m['patient_id'] = [f'x{i}' for i in range(len(m))]
+    shutil.copy(tmp_path/'d'/m.path[0], tmp_path/'d'/'copy.png')      # the same image again, same patient, now in the test split
+    m = pd.concat([m, m.iloc[[0]].assign(path='copy.png', split='test')])
     m.to_csv(tmp_path/'d'/'leaky.csv', index=False)
-    r = cli('train', *_sets('data.source=csv', f'data.path={tmp_path}/d/leaky.csv'), '--run-dir', tmp_path/'run', '--quiet')
-    assert r.returncode != 0 and 'appear in more than one split (same SHA-256)' in r.stderr, r.stderr
+    r = cli_inproc('train', *_sets('data.source=csv', f'data.path={tmp_path}/d/leaky.csv'), '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 3 and 'split leak: patient(s) x0' in r.stderr, r.stderr
 
 def test_suspects_cli_on_a_run(cli, tmp_path):
     "The validation-split path: the run's own model scores its validation images; the table and grid land in the run dir."
