@@ -136,12 +136,16 @@ def _add_serving_commands(sub):
 def _train(args):
     if args.num_processes > 1:
         from medtrain.distributed import launch
-        argv = list(args.argv)
+        argv = [a for a in args.argv if a != '--overwrite']   # the run dir is cleared here, once, before the workers start
         run_dir = args.run_dir
+        if args.resume and args.overwrite: raise ConfigError("--resume continues a run and --overwrite starts one over: choose one")
         if run_dir is None and not args.resume:   # every process must write to (rank 0) / read from the same run dir
             from medtrain.train import new_run_dir
             run_dir = new_run_dir(load_config(args.config, args.set)).path
             argv += ['--run-dir', str(run_dir)]
+        elif not args.resume:
+            from medtrain.train import prepare_run_dir
+            load_config(args.config, args.set); prepare_run_dir(run_dir, args.overwrite)   # refuse before starting N processes
         code = launch(argv, args.num_processes)
         if code: raise MedtrainError(f"--num-processes {args.num_processes}: training exited with code {code}")
         return
@@ -151,7 +155,7 @@ def _train(args):
     else: cfg, run_dir = load_config(args.config, args.set), args.run_dir   # validate before the slow imports: a typo answers at once
     from medtrain.train import train
     from medtrain.distributed import is_main_process
-    res = train(cfg, run_dir, progress=False if args.quiet else None, resume=bool(args.resume))   # --quiet is display only: not saved in the run's config
+    res = train(cfg, run_dir, progress=False if args.quiet else None, resume=bool(args.resume), overwrite=args.overwrite)   # --quiet is display only: not saved in the run's config
     if is_main_process(): print(f"run dir: {res.run_dir.path}")   # once, from rank 0
 
 def _runs_list(args):
@@ -291,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(t, "YAML config (defaults apply to missing keys)")
     t.add_argument('--run-dir', type=Path, help="where to write the run (default: tracking.runs_dir/<time>-<arch>)")
     t.add_argument('--resume', type=Path, metavar='RUN_DIR', help="continue an interrupted run from its last checkpoint")
+    t.add_argument('--overwrite', action='store_true', help="--run-dir holds an earlier run: start over there (removes only the files a run writes)")
     t.add_argument('--num-processes', type=int, default=1, metavar='N', help="data-parallel training in N processes (torchrun; GPUs or CPU cores)")
     t.add_argument('--quiet', '-q', action='store_true', help="no progress bars")
     t.set_defaults(func=_train)

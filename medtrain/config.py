@@ -78,6 +78,7 @@ class DataConfig(_Section):
     seed: int = 42
     synthetic: SyntheticConfig = SyntheticConfig()
     bad_files: Literal['skip', 'fail'] = Field('skip', description="unreadable/corrupt images found by the scan: skip them (report saved) or stop")
+    duplicates: Literal['drop', 'fail'] = Field('drop', description="exact copies of an image in a later split (valid/test): drop the copies (listed in duplicates.csv) or stop")
     max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb guard: larger images are reported as bad")
     imbalance: Literal['none', 'weighted_loss', 'oversample'] = Field('none', description="class weights in the loss, or a weighted sampler")
     dicom_window: Optional[tuple[float, float]] = Field(None, description="DICOM (center, width); None = the file's own window")

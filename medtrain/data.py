@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #8037cf7c
 from __future__ import annotations
-import functools, hashlib, io, json, os, shutil, tarfile, warnings
+import functools, hashlib, io, json, os, re, shutil, tarfile, warnings
 from pathlib import Path
 
 import numpy as np, pandas as pd
@@ -17,10 +17,10 @@ from .config import DataConfig, AugmentConfig, SyntheticConfig, DataError, Confi
 
 # %% auto #0
 __all__ = ['LESION_CLASSES', 'IMAGE_EXTS', 'SPLIT_DIRS', 'SOURCES', 'class_counts', 'make_synthetic', 'is_url', 'is_tar_member',
-           'read_bytes', 'file_stamp', 'is_dicom', 'register_source', 'folder_source', 'csv_source', 'npz_source',
-           'synthetic_source', 'load_source', 'assign_splits', 'check_leaks', 'assign_folds', 'to_model_mode',
-           'open_image', 'ImageReader', 'dicom_to_pil', 'write_dicom', 'raw_mode', 'detect_n_in', 'norm_stats',
-           'image_datablock', 'build_dls', 'test_dl', 'file_sha256', 'version_of', 'data_version']
+           'read_bytes', 'file_stamp', 'is_dicom', 'is_blank', 'register_source', 'folder_source', 'csv_source',
+           'npz_source', 'synthetic_source', 'load_source', 'assign_splits', 'check_leaks', 'assign_folds',
+           'to_model_mode', 'open_image', 'ImageReader', 'dicom_to_pil', 'write_dicom', 'raw_mode', 'detect_n_in',
+           'norm_stats', 'image_datablock', 'build_dls', 'test_dl', 'file_sha256', 'version_of', 'data_version']
 
 # %% ../nbs/01_data.ipynb #5ce2cf9a
 LESION_CLASSES = ('nv', 'mel', 'bkl', 'bcc', 'akiec', 'vasc', 'df')
@@ -135,6 +135,29 @@ def _add_hairs_and_noise(img, rng, n):
 # %% ../nbs/01_data.ipynb #54d22c8f
 def _spec(cfg: SyntheticConfig, seed: int) -> dict: return dict(cfg.model_dump(), seed=seed, version=1)
 
+_GENERATED = re.compile(r'synthetic\.json|manifest\.csv|images|images/\d{6}\.png')   # every name make_synthetic writes
+
+def _not_generated(folder: Path) -> list[str]:
+    "What in `folder` `make_synthetic` did not write (the user's files): relative names."
+    return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob('*'))
+            if not _GENERATED.fullmatch(p.relative_to(folder).as_posix()) or p.is_symlink() or p.is_dir() != (p.name == 'images')]
+
+def _check_generated(folder: Path, why: str):
+    "`DataError` naming the user's files when `folder` holds anything `make_synthetic` did not write."
+    foreign = _not_generated(folder) if folder.is_dir() and not folder.is_symlink() else ['(not a folder)']
+    if foreign:
+        names = ', '.join(foreign[:3]) + (f' (+{len(foreign) - 3} more)' if len(foreign) > 3 else '')
+        raise DataError(f"data.path: {folder} {why} and would be regenerated, but it also holds files medtrain did not write "
+                        f"({names}); medtrain never deletes those: move them out, or choose another data.path")
+
+def _remove_generated(folder: Path, why: str):
+    "Delete a folder `make_synthetic` wrote, file by file; refuse (deleting nothing) when it holds anything else."
+    _check_generated(folder, why)
+    for p in sorted(folder.rglob('*')):
+        if p.is_file(): p.unlink()
+    for p in (folder/'images', folder):   # rmdir, not rmtree: a file that appeared meanwhile stops the deletion
+        if p.exists(): p.rmdir()
+
 def make_synthetic(path, cfg: SyntheticConfig = SyntheticConfig(), seed: int = 42, progress: bool = True) -> pd.DataFrame:
     "Generate (or reuse) the synthetic lesion dataset at `path`; returns its manifest with absolute paths."
     path = Path(path)
@@ -142,9 +165,10 @@ def make_synthetic(path, cfg: SyntheticConfig = SyntheticConfig(), seed: int = 4
     spec = _spec(cfg, seed)
     if spec_file.exists() and manifest.exists() and json.loads(spec_file.read_text()) == spec:
         return _absolute(pd.read_csv(manifest), path)
-    if path.exists() and any(path.iterdir()):
+    is_stale = path.exists() and any(path.iterdir())
+    if is_stale:   # ours, generated with another spec: regenerate, but never delete what the user put there
         if not spec_file.exists(): raise DataError(f"data.path: {path} exists and is not a medtrain synthetic dataset; choose an empty folder")
-        shutil.rmtree(path)   # ours, generated with another spec: regenerate
+        _check_generated(path, 'was generated with other settings')   # before the work, not after
     rng = np.random.default_rng(seed)
     names = LESION_CLASSES[:cfg.n_classes]
     counts = class_counts(cfg.n_images, cfg.n_classes, cfg.majority)
@@ -163,7 +187,7 @@ def make_synthetic(path, cfg: SyntheticConfig = SyntheticConfig(), seed: int = 4
         for i in idx: df.loc[i, 'label'] = rng.choice([c for c in names if c != df.clean_label[i]])
     lesions = {p: _lesion_params(c, np.random.default_rng([seed, int(p[1:])])) for p, c in zip(df.patient_id, df.clean_label)}
     tmp = path.with_name(path.name + '.partial')
-    if tmp.exists(): shutil.rmtree(tmp)
+    if tmp.exists(): _remove_generated(tmp, 'is left over from an interrupted generation')
     paths = []
     for i in progress_iter(range(len(df)), display=progress, leave=False):
         cls, p = df.clean_label[i], df.patient_id[i]
@@ -177,6 +201,7 @@ def make_synthetic(path, cfg: SyntheticConfig = SyntheticConfig(), seed: int = 4
     df[['path', 'label', 'clean_label', 'patient_id']].to_csv(tmp/'manifest.csv', index=False)
     (tmp/'synthetic.json').write_text(json.dumps(spec, indent=1))
     path.parent.mkdir(parents=True, exist_ok=True)
+    if is_stale: _remove_generated(path, 'was generated with other settings')
     tmp.rename(path)   # atomic: a crash never leaves a half-written dataset behind that looks complete
     return _absolute(pd.read_csv(manifest), path)
 
@@ -226,13 +251,20 @@ def is_dicom(head: bytes, path=None) -> bool:
     "DICOM Part 10 files carry `DICM` at byte 128; files without the preamble are recognised by their `.dcm` suffix."
     return head[128:132] == b'DICM' or (path is not None and str(path).lower().endswith('.dcm'))
 
+def is_blank(v) -> bool:
+    "True for a missing table value: None, NaN, NA, or an empty/whitespace string (a manifest row with an empty cell)."
+    if isinstance(v, str): return not v.strip()
+    try: return bool(pd.isna(v))
+    except (TypeError, ValueError): return False   # not a scalar
+
 def _absolute(df: pd.DataFrame, root) -> pd.DataFrame:
-    "Resolve relative `path`s against `root` (a folder or a URL 'folder')."
+    "Resolve relative `path`s against `root` (a folder or a URL 'folder'); a missing path stays None (the scan reports it)."
     df = df.copy()
     if is_url(str(root)):
         import posixpath
-        df['path'] = [p if is_url(p) or p.startswith('/') else posixpath.join(str(root), p) for p in df.path.astype(str)]
-    else: df['path'] = [str(p) if is_url(str(p)) or Path(p).is_absolute() else str((Path(root)/p).resolve()) for p in df.path]
+        df['path'] = [None if is_blank(p) else p if is_url(p) or p.startswith('/') else posixpath.join(str(root), p) for p in df.path]
+    else: df['path'] = [None if is_blank(p) else str(p) if is_url(str(p)) or Path(str(p)).is_absolute() else str((Path(root)/str(p)).resolve())
+                        for p in df.path]
     return df
 
 # %% ../nbs/01_data.ipynb #d196cac4
@@ -324,7 +356,7 @@ def load_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     if cfg.source == 'shards': import medtrain.shards   # registers itself
     if cfg.source not in SOURCES: raise ConfigError(f"data.source: unknown source {cfg.source!r}; known: {', '.join(SOURCES)}")
     df = SOURCES[cfg.source](cfg, progress)
-    df['label'] = df.label.astype(str)
+    df['label'] = [None if is_blank(v) else str(v) for v in df.label]   # an empty cell is no label (not the class 'nan'): the scan reports the row
     return df.reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #bd9215c3
@@ -339,6 +371,9 @@ def _split_groups(groups, labels, pct, seed):
 
 def assign_splits(df: pd.DataFrame, valid_pct=0.15, test_pct=0.15, seed=42) -> pd.DataFrame:
     "Add a `split` column (train/valid/test): grouped by `patient_id` when present, stratified by label."
+    unlabelled = [i for i, v in enumerate(df.label) if is_blank(v)]
+    if unlabelled: raise DataError(f"{len(unlabelled)} row(s) without a label (e.g. row {unlabelled[0] + 1}); label or remove them "
+                                   "(`medtrain train` lists them in bad_files.csv and skips them)")
     df = df.copy()
     if 'split' in df.columns and df.split.notna().all():
         bad = set(df.split) - {'train', 'valid', 'test'}

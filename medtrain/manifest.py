@@ -13,8 +13,8 @@ from .config import DataError, progress_iter
 from .data import file_sha256, is_url, is_tar_member, read_bytes, version_of, IMAGE_EXTS
 
 # %% auto #0
-__all__ = ['MANIFEST_COLS', 'build_manifest', 'manifest_version', 'write_manifest', 'read_manifest', 'verify_manifest',
-           'check_duplicates']
+__all__ = ['MANIFEST_COLS', 'SPLIT_ORDER', 'build_manifest', 'manifest_version', 'write_manifest', 'read_manifest',
+           'verify_manifest', 'check_duplicates', 'drop_cross_split_duplicates']
 
 # %% ../nbs/01d_manifest.ipynb #15417010
 MANIFEST_COLS = ['path', 'sha256', 'size', 'label', 'patient_id', 'split', 'fold']
@@ -89,4 +89,22 @@ def check_duplicates(m: pd.DataFrame):
         ex = m[m.sha256 == dup[0]]
         pairs = ', '.join(f"{Path(p).name} ({s})" for p, s in zip(ex.path, ex.split))
         raise DataError(f"split leak: {len(dup)} image(s) appear in more than one split (same SHA-256), e.g. {pairs}; "
-                        "remove the duplicates or give them the same patient_id")
+                        "remove the copies, or set data.duplicates=drop to drop them from the later split")
+
+SPLIT_ORDER = ('train', 'valid', 'test')
+
+def drop_cross_split_duplicates(df: pd.DataFrame, policy: str = 'drop') -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop the exact copies (same SHA-256) of an image that sit in a later split than the image (valid after train,
+    test after both): returns `(kept rows, dropped rows)`, each dropped row with the `kept_path`/`kept_split` it copies.
+    `policy='fail'` raises `DataError` (`check_duplicates`) instead. Hashes come from `df.sha256` when present."""
+    if 'split' not in df.columns or df.split.isna().any() or not len(df): return df, df.iloc[:0]
+    sha = df.sha256 if 'sha256' in df.columns and df.sha256.notna().all() else pd.Series([file_sha256(p) for p in df.path], index=df.index)
+    rank = df.split.map({s: i for i, s in enumerate(SPLIT_ORDER)})
+    is_copy = rank > rank.groupby(sha).transform('min')
+    if not is_copy.any(): return df, df.iloc[:0]
+    if policy == 'fail': check_duplicates(df.assign(sha256=sha))
+    keep = df[~is_copy].assign(_sha=sha[~is_copy])
+    first = keep.loc[keep.assign(_rank=rank).sort_values('_rank', kind='stable').drop_duplicates('_sha').index].set_index('_sha')
+    dropped = df[is_copy].assign(sha256=sha[is_copy], kept_path=sha[is_copy].map(first.path).values,
+                                  kept_split=sha[is_copy].map(first.split).values)
+    return df[~is_copy].reset_index(drop=True), dropped.reset_index(drop=True)

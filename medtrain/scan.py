@@ -4,7 +4,7 @@
 
 # %% ../nbs/01c_scan.ipynb #9b8c8920
 from __future__ import annotations
-import hashlib, io, json, sqlite3, warnings
+import contextlib, hashlib, io, json, os, re, sqlite3, sys, tempfile, threading, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -12,11 +12,50 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import DataError, progress_iter
 from fastcore.all import chunked
-from .data import file_stamp, read_bytes, is_url, is_dicom, dicom_to_pil, to_model_mode
+from .data import file_stamp, read_bytes, is_url, is_dicom, dicom_to_pil, to_model_mode, is_blank
 
 # %% auto #0
-__all__ = ['SUPPORTED_MODES', 'SCAN_FORMAT', 'check_file', 'scan_table', 'split_only_labels', 'summarize_scan',
-           'apply_bad_file_policy', 'ScanCache']
+__all__ = ['SUPPORTED_MODES', 'SCAN_FORMAT', 'captured_stderr', 'libjpeg_warnings', 'check_file', 'scan_table',
+           'split_only_labels', 'summarize_scan', 'apply_bad_file_policy', 'ScanCache']
+
+# %% ../nbs/01c_scan.ipynb #a11e0b02
+_STDERR_LOCK = threading.Lock()
+_LIBJPEG_CORRUPT = re.compile(r'Corrupt JPEG data.*|Premature end of JPEG file|Invalid SOS parameters.*|Inconsistent progression sequence.*')
+
+@contextlib.contextmanager
+def captured_stderr():
+    "Capture what C code writes to fd 2 inside the block (`.text` afterwards); thread-safe: one capture at a time."
+    class Captured: text = ''
+    out = Captured()
+    with _STDERR_LOCK, tempfile.TemporaryFile() as f:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try: yield out
+        finally:
+            os.dup2(saved, 2); os.close(saved)
+            f.seek(0); out.text = f.read().decode(errors='replace')
+
+def _jpeg_decoder():
+    "torchvision's libjpeg-turbo decode op, or None when this torchvision has none (the JPEG check is then skipped)."
+    try:
+        import torch, torchvision.io.image  # noqa: F401  (loads the image ops)
+        return torch.ops.image.decode_jpeg
+    except (ImportError, AttributeError, RuntimeError): return None
+
+def libjpeg_warnings(data: bytes) -> list[str]:
+    "The corrupt-data warnings libjpeg prints while decoding the JPEG `data` (empty for a sound file)."
+    decode = _jpeg_decoder()
+    if decode is None: return []
+    import torch
+    with captured_stderr() as err:
+        try: decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), 0, False)
+        except RuntimeError: pass   # a fatal error: Pillow's decode has already judged the file
+    lines = err.text.splitlines()
+    others = [l for l in lines if not _LIBJPEG_CORRUPT.fullmatch(l.strip())]
+    if others: print('\n'.join(others), file=sys.stderr)   # another thread's output, not libjpeg's: pass it on
+    return [l.strip() for l in lines if _LIBJPEG_CORRUPT.fullmatch(l.strip())]
+
 
 # %% ../nbs/01c_scan.ipynb #eca5fc8a
 SUPPORTED_MODES = {'1', 'L', 'LA', 'La', 'P', 'PA', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'CMYK', 'YCbCr', 'LAB', 'HSV',
@@ -51,6 +90,9 @@ def check_file(path, max_pixels: int = 89_478_485, n_in: int | None = None) -> d
         except Exception as e:
             msg = str(e)
             return bad('truncated' if ('truncated' in msg or isinstance(e, EOFError)) else 'corrupt', f'{type(e).__name__}: {msg}')
+        if im.format in ('JPEG', 'MPO'):   # libjpeg only warns about damage it decodes around: see above
+            warned = libjpeg_warnings(data)
+            if warned: return bad('corrupt', f"JPEG decoder: {'; '.join(warned)}")
         try: to_model_mode(im, n_in or 3)
         except Exception as e: return bad('unsupported', f'cannot convert mode {im.mode}: {e}')
     return out
@@ -77,9 +119,10 @@ def scan_table(df: pd.DataFrame, max_pixels: int = 89_478_485, n_in: int | None 
     `cache`: a `ScanCache` (or its file): verdicts for files unchanged since they were scanned are reused, new ones added."""
     paths = list(df.path)
     if cache is not None and not isinstance(cache, ScanCache): cache = ScanCache(cache)
-    keys = [cache.key(p, max_pixels, n_in) for p in paths] if cache is not None else [None] * len(paths)
+    rows = [_row_problem(i, p, l) for i, (p, l) in enumerate(zip(paths, df.label))]   # empty cells: reported, never opened nor cached
+    keys = [cache.key(p, max_pixels, n_in) if r is None else None for p, r in zip(paths, rows)] if cache is not None else [None] * len(paths)
     known = cache.get(keys) if cache is not None else {}
-    rows = [dict(known[k], path=str(p)) if k in known else None for p, k in zip(paths, keys)]
+    rows = [r if r is not None else dict(known[k], path=str(p)) if k in known else None for p, k, r in zip(paths, keys, rows)]
     todo = [i for i, r in enumerate(rows) if r is None]
     with ThreadPoolExecutor(workers) as ex:
         done = ex.map(lambda i: check_file(paths[i], max_pixels, n_in), todo)
@@ -88,6 +131,12 @@ def scan_table(df: pd.DataFrame, max_pixels: int = 89_478_485, n_in: int | None 
     rep = pd.DataFrame(rows, columns=list(_EMPTY_RESULT))
     rep.insert(1, 'label', list(df.label))
     return rep
+
+def _row_problem(i: int, path, label) -> dict | None:
+    "A row of the table that cannot be used whatever its file holds: no path, or no label (row numbers count from 1)."
+    if is_blank(path): return dict(_EMPTY_RESULT, path=None, problem='no path', detail=f'row {i + 1} of the table has an empty path')
+    if is_blank(label): return dict(_EMPTY_RESULT, path=str(path), problem='no label', detail=f'row {i + 1} of the table has an empty label')
+    return None
 
 def split_only_labels(df: pd.DataFrame) -> dict:
     "Labels found in only one split, e.g. `{'vasc': 'train'}` (empty without a `split` column)."
@@ -122,7 +171,7 @@ def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=No
     return good, bad
 
 # %% ../nbs/01c_scan.ipynb #c4a1d9e1
-SCAN_FORMAT = 1   # bump when `check_file` changes its verdicts: older entries are then ignored
+SCAN_FORMAT = 2   # bump when `check_file` changes its verdicts: older entries are then ignored (2: libjpeg's corrupt-data warnings)
 
 class ScanCache:
     """`check_file` verdicts in SQLite, keyed by each file's path, size and modification time and the scan's settings.

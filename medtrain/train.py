@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #f958a375
 from __future__ import annotations
-import json, platform, sys, time, traceback
+import itertools, json, platform, re, shutil, sys, time, traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +21,7 @@ import medtrain
 from .config import Config, ConfigError, MedtrainError, load_config, save_config, seed_everything, get_device
 from .data import load_source, assign_splits, build_dls, detect_n_in, norm_stats, data_version
 from .scan import apply_bad_file_policy, split_only_labels, ScanCache
-from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest
+from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest, drop_cross_split_duplicates
 from .cache import build_input, fast_path_callbacks, default_cache_dir
 from .models import build_model, save_model
 from .evaluate import predict, compute_metrics, plot_history, plot_confusion
@@ -36,8 +36,9 @@ from fastai.distributed import num_distrib
 from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
-__all__ = ['RunDir', 'new_run_dir', 'environment_info', 'CPUAutocast', 'precision_callbacks', 'training_metrics', 'RunResult',
-           'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'SaveBestModel', 'train', 'lr_find']
+__all__ = ['RUN_FILES', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'CPUAutocast', 'precision_callbacks',
+           'training_metrics', 'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'build_learner',
+           'SaveBestModel', 'train', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -55,11 +56,45 @@ class RunDir:
         self.write_json('run.json', {**info, **kw})
     def __repr__(self): return f"RunDir({str(self.path)!r})"
 
+RUN_FILES = ('config.yaml', 'run.json', 'run.json.tmp', 'splits.csv', 'test.csv', 'manifest.csv', 'manifest.tmp', 'bad_files.csv',
+             'duplicates.csv', 'metrics.json', 'metrics.json.tmp', 'history.csv', 'plots', 'model', 'checkpoints', 'test', 'wandb',
+             'suspects.csv', 'suspects.png')   # what a run (and the commands that add to its folder) writes there
+
+def _taken(path: Path) -> list[str]:
+    "The names in `path` a new run would write over (an empty `plots/`, `model/`, `checkpoints/` is free)."
+    return [n for n in RUN_FILES if (path/n).is_symlink() or (path/n).is_file() or ((path/n).is_dir() and any((path/n).iterdir()))]
+
+def prepare_run_dir(path, overwrite: bool = False):
+    """Make sure a new run may write into `path`: `ConfigError` (exit 2) when it holds another run or files a run would
+    overwrite. `overwrite=True` clears a previous *run* there, removing only `RUN_FILES`, never the user's other files."""
+    path = Path(path)
+    if not path.exists(): return
+    if not path.is_dir(): raise ConfigError(f"--run-dir {path}: is a file, not a folder")
+    taken = _taken(path)
+    if not taken: return
+    is_run = (path/'run.json').is_file()
+    if not is_run:
+        raise ConfigError(f"--run-dir {path}: holds {', '.join(taken)}, which a run would overwrite, and no medtrain run (no run.json); "
+                          "choose a new or empty folder")
+    if not overwrite:
+        try: status = json.loads((path/'run.json').read_text()).get('status', '?')
+        except (OSError, ValueError): status = 'unreadable run.json'
+        raise ConfigError(f"--run-dir {path}: already holds a run ({status}); continue it with `medtrain train --resume {path}`, "
+                          f"or start it over with --overwrite (removes only the files a run writes), or choose another --run-dir")
+    for n in taken:
+        p = path/n
+        if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+        else: p.unlink()
+
 def new_run_dir(cfg: Config, run_dir=None) -> RunDir:
-    "`run_dir`, or a fresh `runs_dir/<timestamp>-<arch>` folder."
+    "`run_dir`, or a new `runs_dir/<timestamp>-<arch>[-N]` folder (created atomically: two runs never share one)."
     if run_dir is None:
-        stamp = datetime.now().strftime('%Y%m%d-%H%M%S')
-        run_dir = Path(cfg.tracking.runs_dir)/f"{stamp}-{cfg.model.arch}"
+        root = Path(cfg.tracking.runs_dir); root.mkdir(parents=True, exist_ok=True)
+        base = f"{datetime.now():%Y%m%d-%H%M%S}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', cfg.model.arch)}"
+        for n in itertools.count(1):
+            run_dir = root/(base if n == 1 else f"{base}-{n}")
+            try: run_dir.mkdir(exist_ok=False); break
+            except FileExistsError: continue
     return RunDir(run_dir)
 
 def environment_info() -> dict:
@@ -167,10 +202,12 @@ def _scan_cache(d) -> ScanCache | None:
     "With `data.cache=disk`, the bad-file scan's verdicts live next to the image cache and later runs reuse them."
     return ScanCache(default_cache_dir(d.cache_dir)/'scan.sqlite') if d.cache == 'disk' else None
 
-def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool = False, cbs=()) -> RunResult:
+def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool = False, cbs=(), overwrite: bool = False) -> RunResult:
     """Train a classifier as configured by `cfg`; everything it produces goes into the run dir.
     With `resume=True`, continue the run in `run_dir` from its last checkpoint (its own `config.yaml` is used).
+    A `run_dir` that holds another run is refused unless `overwrite=True` (see `prepare_run_dir`).
     `cbs`: extra fastai callbacks for this call only (e.g. a hyperparameter search's pruning callback)."""
+    if resume and overwrite: raise ConfigError("--resume continues a run and --overwrite starts one over: choose one")
     if resume:
         if run_dir is None or not (Path(run_dir)/'config.yaml').exists(): raise MedtrainError(f"--resume {run_dir}: not a run dir (no config.yaml)")
         info = json.loads((Path(run_dir)/'run.json').read_text()) if (Path(run_dir)/'run.json').exists() else {}
@@ -190,6 +227,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         if run_dir is None: run_dir = broadcast_object(str(new_run_dir(cfg).path) if is_main_process() else None)
         progress = progress and is_main_process()
     main = is_main_process()
+    if main and not resume and run_dir is not None: prepare_run_dir(run_dir, overwrite)   # never into another run's folder
     rd = new_run_dir(cfg, run_dir)
     start = time.time()
     if resume:
@@ -197,8 +235,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         _say(progress, f"resuming {rd.path} at epoch {ckpt['epoch'] + 1}, batch {ckpt['batches'] + 1}")
     elif main:
         save_config(cfg, rd/'config.yaml')
-        rd.update_run(status='running', started=datetime.now(timezone.utc).isoformat(), device=str(device),
-                      command=' '.join(sys.argv), **environment_info())
+        rd.write_json('run.json', dict(status='running', started=datetime.now(timezone.utc).isoformat(), device=str(device),
+                                       command=' '.join(sys.argv), **environment_info()))   # a new run's record: nothing merged in
     cbs_track = tracking_callbacks(cfg.tracking, rd.path, cfg.model_dump(mode='json')) if main else []   # never raises
     try:
         if resume: df = pd.read_csv(rd/'splits.csv', dtype={'label': str, 'patient_id': str})
@@ -208,6 +246,12 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
                                                 cfg.data.max_pixels, cfg.model.n_in, progress, cache=_scan_cache(cfg.data))
                 if len(bad): _say(progress, f"skipped {len(bad)} bad image(s) ({', '.join(f'{n} {p}' for p, n in bad.problem.value_counts().items())}): see {rd/'bad_files.csv'}")
                 df = assign_splits(df, cfg.data.valid_pct, cfg.data.test_pct, cfg.data.seed)
+                df, dups = drop_cross_split_duplicates(df, cfg.data.duplicates)   # exact copies leave the later split
+                if len(dups) and main:
+                    dups[['path', 'label', 'split', 'sha256', 'kept_path', 'kept_split']].to_csv(rd/'duplicates.csv', index=False)
+                    where = ', '.join(f'{n} {s}' for s, n in dups.split.value_counts().items())
+                    print(f"dropped {len(dups)} exact copies of earlier-split images from the later split ({where}): see {rd/'duplicates.csv'} "
+                          "(data.duplicates=fail stops instead)", file=sys.stderr, flush=True)
                 for lbl, where in split_only_labels(df).items(): _say(progress, f"warning: label {lbl!r} appears only in the {where} split")
             if main:
                 df.to_csv(rd/'splits.csv', index=False)
@@ -226,7 +270,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         counts = df.split.value_counts()
         _say(progress, f"data: {len(df)} images, {len(classes)} classes, train/valid/test = "
              f"{counts.get('train', 0)}/{counts.get('valid', 0)}/{counts.get('test', 0)}, version {version}")
-        if main: rd.update_run(data_version=version, classes=classes, n_images=len(df), processes=num_distrib() or 1)
+        if main: rd.update_run(data_version=version, classes=classes, n_images=len(df), processes=num_distrib() or 1,
+                               **({} if resume else {'duplicates_dropped': len(dups)}))
         learn = build_learner(cfg, df, classes, n_in, device, rd.path, pretrained=not resume, progress=progress,
                               cbs=[HistoryCSV('history.csv'), SaveBestModel(monitor='valid_loss', fname='best', verbose=progress),
                                    TrainCheckpoint('last', cfg.train.checkpoint_every)] + cbs_precision + cbs_distrib + cbs_track + list(cbs))

@@ -1,5 +1,5 @@
 "The command line as a user meets it: help, exit codes, one-line errors naming the key."
-import subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 
 def test_help_lists_subcommands(cli):
@@ -38,3 +38,26 @@ def test_missing_files_exit_2(cli, tmp_path):
 def test_unknown_arch_exits_2(cli, tmp_path, tiny_sets):
     r = cli('train', *tiny_sets, '--set', 'model.arch=resnet1888', '--run-dir', tmp_path/'run')
     assert r.returncode == 2 and 'model.arch' in r.stderr and 'resnet18' in r.stderr
+
+def test_run_dir_of_another_run_is_refused_never_merged(tmp_path, tiny_sets):
+    "--run-dir on an earlier run: exit 2 naming --resume and --overwrite; --overwrite removes only the run's files, run.json starts fresh."
+    from conftest import medtrain_inproc as cli_inproc
+    run = tmp_path/'run'
+    (run/'model').mkdir(parents=True); (run/'model'/'model.json').write_text('{"arch": "resnet18"}')   # an earlier run, as it left its folder
+    (run/'config.yaml').write_text('train:\n  lr: 0.1\n')
+    info = dict(status='finished', started='2026-01-01T00:00:00', resumed=3); (run/'run.json').write_text(json.dumps(info))
+    (run/'notes.txt').write_text('my notes on this run')
+    before = {p: p.read_bytes() for p in run.rglob('*') if p.is_file()}
+    r = cli_inproc('train', *tiny_sets, '--set', 'model.arch=medcnn_small', '--run-dir', run, '--quiet')
+    assert r.returncode == 2 and '--resume' in r.stderr and '--overwrite' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert {p: p.read_bytes() for p in run.rglob('*') if p.is_file()} == before          # nothing touched
+    r = cli_inproc('train', *tiny_sets, '--set', 'model.arch=medcnn_small', '--set', 'train.epochs=1', '--set', 'data.synthetic.n_images=80',
+                   '--run-dir', run, '--overwrite', '--quiet')
+    assert r.returncode == 0, r.stderr
+    new = json.loads((run/'run.json').read_text())
+    assert new['status'] == 'finished' and 'resumed' not in new and new['started'] != info['started']   # not merged with the old one
+    assert (run/'notes.txt').read_text() == 'my notes on this run'                     # the user's file stays
+    assert 'lr: 0.1' not in (run/'config.yaml').read_text() and json.loads((run/'model'/'model.json').read_text())['arch'] == 'medcnn_small'
+    (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'config.yaml').write_text('# my own config\n')
+    r = cli_inproc('train', *tiny_sets, '--run-dir', tmp_path/'mine', '--overwrite', '--quiet')
+    assert r.returncode == 2 and 'config.yaml' in r.stderr and (tmp_path/'mine'/'config.yaml').read_text() == '# my own config\n', r.stderr

@@ -1,9 +1,10 @@
 "The synthetic generator and the folder source, as the quickstart and users rely on them."
-import shutil
+import json, shutil
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 from medtrain.config import SyntheticConfig, DataConfig, DataError
 from medtrain.data import make_synthetic, load_source, assign_splits, check_leaks
+from conftest import medtrain_inproc as cli_inproc
 
 @pytest.mark.parametrize('majority,noise', [(0.67, 0.0), (0.5, 0.2)])
 def test_generator_rates(tmp_path, majority, noise):
@@ -115,3 +116,22 @@ print(json.dumps(dict(problems=dict(zip(names, [p if isinstance(p, str) else Non
         assert "pip install 'medtrain[dicom]'" in out['details'][name], out
     assert out['problems']['RLELossless'] is None                            # pydicom decodes RLE itself
     assert out['err'] and 'JPEGLSLossless.dcm' in out['err'] and "medtrain[dicom]" in out['err'], out
+def test_regenerating_synthetic_data_never_deletes_user_files(tmp_path):
+    cli = cli_inproc
+    "Another spec regenerates the folder, but a user's file in it (or in a leftover `.partial`) stops the run and survives."
+    small = ['--n-images', 30, '--image-size', 16, '--quiet']
+    cli('data', 'synth', '--out', tmp_path/'syn', '--seed', 0, *small, check=True)
+    (tmp_path/'syn'/'notes.txt').write_text('my notes')
+    (tmp_path/'syn'/'images'/'extra').mkdir(); (tmp_path/'syn'/'images'/'extra'/'mine.png').write_bytes(b'mine')
+    r = cli('data', 'synth', '--out', tmp_path/'syn', '--seed', 1, *small)
+    assert r.returncode == 3 and 'notes.txt' in r.stderr and 'did not write' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert (tmp_path/'syn'/'notes.txt').read_text() == 'my notes' and (tmp_path/'syn'/'images'/'extra'/'mine.png').exists()
+    assert len(list((tmp_path/'syn'/'images').glob('*.png'))) == 30        # the old dataset is untouched too
+    (tmp_path/'syn'/'notes.txt').unlink(); shutil.rmtree(tmp_path/'syn'/'images'/'extra')
+    (tmp_path/'syn.partial').mkdir(); (tmp_path/'syn.partial'/'draft.txt').write_text('a folder the user happened to call syn.partial')
+    r = cli('data', 'synth', '--out', tmp_path/'syn', '--seed', 1, *small)
+    assert r.returncode == 3 and 'draft.txt' in r.stderr and (tmp_path/'syn.partial'/'draft.txt').exists(), r.stderr
+    shutil.rmtree(tmp_path/'syn.partial')
+    r = cli('data', 'synth', '--out', tmp_path/'syn', '--seed', 1, *small, check=True)   # only generated files: regenerated
+    assert pd.read_csv(tmp_path/'syn'/'manifest.csv').path.tolist() == [f'images/{i:06d}.png' for i in range(30)]
+    assert json.loads((tmp_path/'syn'/'synthetic.json').read_text())['seed'] == 1 and not (tmp_path/'syn.partial').exists()

@@ -1,9 +1,10 @@
 "Issue B through the real CLI: bad files skipped or fatal, DICOM and shard sources trained on, manifests verified, suspects found."
-import json, shutil
+import io, json, shutil
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 from medtrain.config import SyntheticConfig
 from medtrain.data import make_synthetic, write_dicom
+from conftest import medtrain_inproc as cli_inproc
 
 SMALL = ['data.size=32', 'train.epochs=1', 'train.bs=32', 'train.device=cpu', 'data.valid_pct=0.2', 'data.test_pct=0.2']
 def _sets(*kv): return [a for x in SMALL + list(kv) for a in ('--set', x)]
@@ -40,6 +41,38 @@ def test_training_skips_bad_files_or_stops(cli, tmp_path, folder_with_bad_files)
     assert json.loads((tmp_path/'run'/'run.json').read_text())['n_images'] == 120
     r = cli('train', *common, '--set', 'data.bad_files=fail', '--run-dir', tmp_path/'run2', '--quiet')
     assert r.returncode == 3 and '4 bad image(s)' in r.stderr and 'data.bad_files=skip' in r.stderr, r.stderr
+
+def _damaged_jpeg(src_png, dst):
+    "The photo as a JPEG whose Huffman tables (the 300 bytes before the scan) were zeroed: libjpeg decodes it into wrong pixels and only warns."
+    buf = io.BytesIO(); Image.open(src_png).convert('RGB').resize((64, 64)).save(buf, 'JPEG', quality=90)
+    data = buf.getvalue(); sos = data.index(b'\xff\xda')
+    dst.write_bytes(data[:sos - 300] + bytes(300) + data[sos:])
+    Image.open(dst).load()                                              # Pillow opens it without complaint
+
+def test_scan_reports_a_jpeg_with_damaged_tables(tmp_path, folder_with_bad_files):
+    cls = sorted(d.name for d in folder_with_bad_files.iterdir())[1]
+    _damaged_jpeg(next((folder_with_bad_files/cls).glob('*.png')), folder_with_bad_files/cls/'tables.jpg')
+    r = cli_inproc('data', 'scan', folder_with_bad_files, '--out', tmp_path/'rep.csv', '--max-pixels', 200 * 200, '--quiet', check=True)
+    assert 'scanned 125 files: 120 good, 5 bad' in r.stdout, r.stdout
+    rep = pd.read_csv(tmp_path/'rep.csv').set_index('path')
+    row = rep.loc[str((folder_with_bad_files/cls/'tables.jpg').resolve())]
+    assert row.problem == 'corrupt' and 'extraneous bytes before marker 0xda' in row.detail, row.detail
+
+def test_manifest_rows_without_label_or_path_are_bad_files(tmp_path):
+    "A CSV row with an empty label (IndexError in assign_splits before) or an empty path is listed, skipped, or fatal."
+    make_synthetic(tmp_path/'d', SyntheticConfig(n_images=60, image_size=24, n_classes=3, majority=0.4), seed=0, progress=False)
+    m = pd.read_csv(tmp_path/'d'/'manifest.csv')
+    m.loc[3, 'label'] = None; m.loc[7, 'path'] = None
+    m.to_csv(tmp_path/'d'/'holes.csv', index=False)
+    common = _sets('data.source=csv', f'data.path={tmp_path}/d/holes.csv', 'model.arch=medcnn_small')
+    r = cli_inproc('train', *common, '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    bad = pd.read_csv(tmp_path/'run'/'bad_files.csv')
+    assert sorted(bad.problem) == ['no label', 'no path'] and 'row 4 ' in ' '.join(bad.detail), bad
+    splits = pd.read_csv(tmp_path/'run'/'splits.csv')
+    assert len(splits) == 58 and splits.label.notna().all() and 'nan' not in set(splits.label.astype(str))
+    r = cli_inproc('train', *common, '--set', 'data.bad_files=fail', '--run-dir', tmp_path/'run2', '--quiet')
+    assert r.returncode == 3 and '1 no label' in r.stderr and '1 no path' in r.stderr, r.stderr
 
 def test_train_on_dicom_folder(cli, tmp_path):
     "Two classes of 16-bit CT-like DICOM slices that differ in tissue value; the model must separate them."
@@ -78,16 +111,38 @@ def test_manifest_and_verify(cli, tmp_path):
     r = cli('data', 'verify', tmp_path/'d'/'dataset.csv', '--quiet')
     assert r.returncode == 1 and '3 difference(s): ' in r.stdout and all(k in r.stdout for k in ('1 removed', '1 changed', '1 added')), r.stdout
 
-def test_planted_duplicate_leak_is_caught(cli, tmp_path):
-    df = make_synthetic(tmp_path/'d', SyntheticConfig(n_images=60, image_size=24), seed=0, progress=False)
+def test_planted_copies_across_given_splits_are_dropped(tmp_path):
+    "train/valid/test folders (as PneumoniaMNIST's own split): copies of train images in valid/test leave the later split."
+    df = make_synthetic(tmp_path/'syn', SyntheticConfig(n_images=90, image_size=24, n_classes=3, majority=0.4), seed=0, progress=False)
+    root = tmp_path/'layout'
+    where = ['train'] * 60 + ['valid'] * 15 + ['test'] * 15
+    for i, (p, lbl, s) in enumerate(zip(df.path, df.label, where)):
+        (root/s/lbl).mkdir(parents=True, exist_ok=True); shutil.copy(p, root/s/lbl/f'{i}.png')
+    planted = {('valid', 0), ('valid', 1), ('test', 2), ('test', 70)}      # 3 copies of train images, 1 of a valid image
+    for s, i in planted: shutil.copy(df.path[i], root/s/df.label[i]/f'copy-{i}.png')
+    common = _sets('data.source=folder', f'data.path={root}', 'model.arch=medcnn_small')
+    r = cli_inproc('train', *common, '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert len([l for l in r.stderr.splitlines() if 'dropped 4 exact copies' in l and 'duplicates.csv' in l]) == 1, r.stderr
+    dups = pd.read_csv(tmp_path/'run'/'duplicates.csv')
+    assert {(s, int(p.rsplit('copy-', 1)[1][:-4])) for s, p in zip(dups.split, dups.path)} == planted
+    assert sorted(dups.kept_split) == ['train', 'train', 'train', 'valid']
+    splits = pd.read_csv(tmp_path/'run'/'splits.csv')
+    assert not splits.path.str.contains('copy-').any() and len(splits) == 90
+    assert json.loads((tmp_path/'run'/'run.json').read_text())['duplicates_dropped'] == 4
+    r = cli_inproc('train', *common, '--set', 'data.duplicates=fail', '--run-dir', tmp_path/'run2', '--quiet')
+    assert r.returncode == 3 and 'appear in more than one split (same SHA-256)' in r.stderr, r.stderr
+
+def test_patient_in_two_given_splits_stays_an_error(tmp_path):
+    make_synthetic(tmp_path/'d', SyntheticConfig(n_images=60, image_size=24), seed=0, progress=False)
     m = pd.read_csv(tmp_path/'d'/'manifest.csv')
     m['split'] = ['train'] * 40 + ['valid'] * 10 + ['test'] * 10
-    m['patient_id'] = [f'x{i}' for i in range(len(m))]                    # no patient leak: only the image is shared
-    shutil.copy(tmp_path/'d'/m.path[0], tmp_path/'d'/'copy.png')      # the same image again, now in the test split
-    m = pd.concat([m, m.iloc[[0]].assign(path='copy.png', split='test', patient_id='someone-else')])
+    m['patient_id'] = [f'x{i}' for i in range(len(m))]
+    shutil.copy(tmp_path/'d'/m.path[0], tmp_path/'d'/'copy.png')      # the same image again, same patient, now in the test split
+    m = pd.concat([m, m.iloc[[0]].assign(path='copy.png', split='test')])
     m.to_csv(tmp_path/'d'/'leaky.csv', index=False)
-    r = cli('train', *_sets('data.source=csv', f'data.path={tmp_path}/d/leaky.csv'), '--run-dir', tmp_path/'run', '--quiet')
-    assert r.returncode != 0 and 'appear in more than one split (same SHA-256)' in r.stderr, r.stderr
+    r = cli_inproc('train', *_sets('data.source=csv', f'data.path={tmp_path}/d/leaky.csv'), '--run-dir', tmp_path/'run', '--quiet')
+    assert r.returncode == 3 and 'split leak: patient(s) x0' in r.stderr, r.stderr
 
 def test_suspects_cli_on_a_run(cli, tmp_path):
     "The validation-split path: the run's own model scores its validation images; the table and grid land in the run dir."

@@ -18,3 +18,19 @@ def test_runs_are_indexed_listed_and_compared(cli, tmp_path, tiny_sets):
     m = json.loads((runs/'a'/'metrics.json').read_text())
     assert f"{m['accuracy']:.6f}"[:5] in r.stdout
     assert cli('runs', 'compare', 'a', 'zzz', '--runs-dir', runs).returncode != 0
+
+def test_default_run_dirs_never_collide(tmp_path, monkeypatch):
+    "Runs started in the same second (the clock is frozen here) each get their own folder, created atomically."
+    import datetime as dt, threading
+    import medtrain.train as mt
+    from medtrain.config import load_config
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None): return dt.datetime(2026, 1, 2, 3, 4, 5)
+    monkeypatch.setattr(mt, 'datetime', Frozen)
+    cfg = load_config(overrides=[f'tracking.runs_dir={tmp_path}/runs', 'model.arch=resnet18'], environ={})
+    made = []
+    threads = [threading.Thread(target=lambda: made.append(mt.new_run_dir(cfg).path)) for _ in range(6)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    assert len(set(made)) == 6 and all(p.is_dir() and p.name.startswith('20260102-030405-resnet18') for p in made), made
