@@ -89,3 +89,27 @@ def test_served_drift_gauge_has_few_false_alarms_and_catches_real_shifts():
     psi_only = np.mean(['drift' in verdict(drift_scores(ref, summarize(intensity_hist(a, meta), b, 7))).values()
                         for a, b in (_window(rng, MIN_WINDOW) for _ in range(100))])
     assert psi_only > 5 * stable + .05, (psi_only, stable)
+
+
+def test_predict_and_monitor_read_shards_through_the_offset_index(trained_run, tmp_path, monkeypatch):
+    "No member is looked up by name (a scan of the member list each time: quadratic); each shard is opened once."
+    import tarfile
+    from medtrain.shards import write_shards
+    images = pd.read_csv(trained_run/'splits.csv')
+    write_shards(images.assign(label=images.label.astype(str)), tmp_path/'shards', shard_size=64, progress=False)
+    n_shards = len(list((tmp_path/'shards').glob('*.tar')))
+    assert n_shards >= 2
+    opened = []
+    real_open = tarfile.open
+    monkeypatch.setattr(tarfile, 'open', lambda *a, **kw: opened.append(a[0] if a else kw.get('name')) or real_open(*a, **kw))
+    def no_lookup(self, name): raise AssertionError(f'tar member {name} looked up by name')
+    monkeypatch.setattr(tarfile.TarFile, 'getmember', no_lookup)
+    r = cli_inproc('predict', '--model', trained_run, '--input', tmp_path/'shards', '--output', tmp_path/'preds.csv', '--quiet', check=True)
+    assert f'{len(images)} predicted' in r.stdout and '0 skipped' in r.stdout, r.stdout
+    preds = pd.read_csv(tmp_path/'preds.csv')
+    assert len(preds) == len(images) and preds.path.str.contains(r'shard-\d+\.tar::\d+\.png').all()
+    reg = ['--registry', tmp_path/'reg']
+    cli_inproc('registry', 'register', trained_run, '--name', 'm', *reg, check=True)
+    r = cli_inproc('monitor', '--model', 'm@1', '--input', tmp_path/'shards', '--out', tmp_path/'drift', '--quiet', *reg)
+    assert r.returncode == 0 and json.loads((tmp_path/'drift'/'drift.json').read_text())['n_images'] == len(images), r.stderr
+    assert len(opened) <= n_shards, opened               # one pass per shard for the whole process (the offset table is cached)
