@@ -420,7 +420,7 @@ def _add_eval_commands(sub):
     t.add_argument('--storage', help="Optuna storage URL shared by several machines (default: sqlite in OUT/study.db)")
     t.add_argument('--study-name', default='medtrain', help="study name in the storage (default medtrain)")
     t.add_argument('--grid-points', type=int, default=3, help="grid search: values per range (default 3)")
-    t.add_argument('--seed', type=int, default=0, help="sampler seed")
+    t.add_argument('--seed', type=int, default=0, help="sampler seed: trial N draws from (seed, N), so workers sharing --storage never repeat each other")
     t.add_argument('--out', type=Path, help="tune folder (default: tracking.runs_dir/tune-<time>)")
     t.add_argument('--quiet', '-q', action='store_true')
     t.set_defaults(func=_tune)
