@@ -68,10 +68,15 @@ def _predict(args):
           + (f" (see {r['errors']})" if r['n_failed'] else '') + f", {r['seconds']}s")
 
 def _monitor(args):
-    from medtrain.monitor import monitor
+    from medtrain.monitor import monitor, P_VALUES, DRIFT_EXIT_CODE
     r = monitor(args.model, args.input, args.out, args.registry, args.backend, args.n, progress=not args.quiet)
-    for k, v in r['scores'].items(): print(f"{k:24s} {v:8.4f}  {r['verdict'][k]}")
+    for k, v in r['scores'].items():
+        p = r['p_values'].get(P_VALUES[k])
+        print(f"{k:24s} {v:8.4f}  p={p:<8.2g} {r['verdict'][k]}" if p is not None else f"{k:24s} {v:8.4f}  {'':10s} {r['verdict'][k]}")
     print(f"report: {args.out}/report.html")
+    if r['drift']:
+        print(f"medtrain: drift found ({', '.join(k for k, v in r['verdict'].items() if v == 'drift')}); exit code {DRIFT_EXIT_CODE}", file=sys.stderr)
+        return DRIFT_EXIT_CODE
 
 def _add_serving_commands(sub):
     "The registry, export, serve, predict and monitor subcommands."
@@ -124,8 +129,12 @@ def _add_serving_commands(sub):
     b.add_argument('--output', required=True, type=Path, help="predictions CSV (bad files go to OUTPUT.errors.csv)")
     b.add_argument('--bs', type=int, default=32); b.add_argument('--backend', default='onnx', choices=['onnx', 'torch'])
     b.add_argument('--quiet', '-q', action='store_true'); registry_arg(b); b.set_defaults(func=_predict)
-    m = sub.add_parser('monitor', help="drift report: new images against the model's registration reference",
-                       description="Compare the intensity, prediction and logit statistics of new images with the reference stored at registration.")
+    from medtrain.monitor import DRIFT_EXIT_CODE, MIN_WINDOW
+    m = sub.add_parser('monitor', help=f"drift report: new images against the model's registration reference (exit {DRIFT_EXIT_CODE} on drift)",
+                       description="Compare the intensity, prediction and logit statistics of new images with the reference stored at registration "
+                                   f"(each score with a KS or chi-squared test; at least {MIN_WINDOW} images).",
+                       epilog=f"exit status: 0 no drift (stable or watch), {DRIFT_EXIT_CODE} drift found (a scheduler can act on it), "
+                              "1 no drift reference stored with the model, 2 bad arguments or unknown model, 3 unreadable or too few images")
     m.add_argument('--model', '--model-path', required=True, help="a registered model, e.g. NAME@production")
     m.add_argument('--input', required=True, type=Path, help="folder, CSV or shards of recent images")
     m.add_argument('--out', type=Path, default=Path('drift'), help="where drift.json, drift.png and report.html go")
@@ -462,7 +471,7 @@ def _add_eval_commands(sub):
     t.add_argument('--storage', help="Optuna storage URL shared by several machines (default: sqlite in OUT/study.db)")
     t.add_argument('--study-name', default='medtrain', help="study name in the storage (default medtrain)")
     t.add_argument('--grid-points', type=int, default=3, help="grid search: values per range (default 3)")
-    t.add_argument('--seed', type=int, default=0, help="sampler seed")
+    t.add_argument('--seed', type=int, default=0, help="sampler seed: trial N draws from (seed, N), so workers sharing --storage never repeat each other")
     t.add_argument('--out', type=Path, help="tune folder (default: tracking.runs_dir/tune-<time>)")
     t.add_argument('--quiet', '-q', action='store_true')
     t.set_defaults(func=_tune)

@@ -77,7 +77,8 @@ def save_model(model: nn.Module, path, meta: dict):
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path/(WEIGHTS + '.tmp')
     save_file(state, str(tmp)); tmp.replace(path/WEIGHTS)
-    (path/SIDECAR).write_text(json.dumps(dict(meta, format='medtrain-model/1'), indent=1, default=str))
+    tmp = path/(SIDECAR + '.tmp')   # atomic like the weights: a kill or a full disk never leaves half a sidecar
+    tmp.write_text(json.dumps(dict(meta, format='medtrain-model/1'), indent=1, default=str)); tmp.replace(path/SIDECAR)
 
 def read_meta(path) -> dict:
     "The sidecar of a saved model folder."

@@ -10,14 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MedtrainError, DataError
+from .config import MedtrainError, ConfigError, DataError
 
 # %% auto #0
-__all__ = ['N_BINS', 'REFERENCE', 'THRESHOLDS', 'intensity_hist', 'summarize', 'psi', 'drift_scores', 'reference_images',
-           'batch_logits', 'write_reference', 'read_reference', 'DriftMonitor', 'verdict', 'monitor']
+__all__ = ['N_BINS', 'REFERENCE', 'MIN_WINDOW', 'ALPHA', 'DRIFT_EXIT_CODE', 'THRESHOLDS', 'P_VALUES', 'intensity_hist',
+           'summarize', 'psi', 'drift_scores', 'drift_tests', 'verdict', 'reference_images', 'batch_logits',
+           'write_reference', 'read_reference', 'DriftMonitor', 'monitor']
 
 # %% ../nbs/11b_monitor.ipynb #e06039ca
 N_BINS, REFERENCE = 32, 'reference.json'
+MIN_WINDOW = 50       # images before anything is scored: below this the scores are noise (see the false-alarm test)
+ALPHA = 0.01          # significance of each test; three tests per check: at most ~3 % false alarms on stable input
+DRIFT_EXIT_CODE = 5   # exit status of `medtrain monitor` when a score says drift
+_MIDS = (np.arange(N_BINS) + .5) / N_BINS
 
 def intensity_hist(batch: np.ndarray, meta: dict) -> np.ndarray:
     "Per-image histograms (N×32, each summing to 1) of the 0–1 pixel values behind preprocessed inputs."
@@ -28,12 +33,13 @@ def intensity_hist(batch: np.ndarray, meta: dict) -> np.ndarray:
     return counts / counts.sum(1, keepdims=True)
 
 def summarize(hists: np.ndarray, logits: np.ndarray, n_classes: int) -> dict:
-    "The statistics compared by drift scores, from per-image histograms and logits."
+    "The statistics compared by drift scores and tests, from per-image histograms and logits."
     logits = np.asarray(logits, np.float64)
-    pred = np.bincount(logits.argmax(1), minlength=n_classes) / len(logits)
+    counts = np.bincount(logits.argmax(1), minlength=n_classes)
     cov = np.cov(logits, rowvar=False) if len(logits) > 1 else np.zeros((n_classes, n_classes))
     return dict(n=int(len(logits)), intensity_hist=hists.mean(0).tolist(), logit_mean=logits.mean(0).tolist(),
-                logit_cov=np.atleast_2d(cov).tolist(), pred_dist=pred.tolist())
+                logit_cov=np.atleast_2d(cov).tolist(), pred_dist=(counts / len(logits)).tolist(), pred_counts=counts.tolist(),
+                image_means=(hists @ _MIDS).round(6).tolist())
 
 def psi(expected, actual, eps: float = 1e-4) -> float:
     "Population stability index between two distributions over the same bins."
@@ -41,14 +47,45 @@ def psi(expected, actual, eps: float = 1e-4) -> float:
     e, a = e / e.sum(), a / a.sum()
     return float(((a - e) * np.log(a / e)).sum())
 
+def _logit_diff(reference, current):
+    mu_r, mu_c = np.asarray(reference['logit_mean']), np.asarray(current['logit_mean'])
+    return mu_c - mu_r, np.asarray(reference['logit_cov']) + 1e-3 * np.eye(len(mu_r))   # regularised: few validation images, rank-deficient
+
 def drift_scores(reference: dict, current: dict) -> dict:
     "Drift of `current` statistics from `reference` (see the table above)."
-    mu_r, mu_c = np.asarray(reference['logit_mean']), np.asarray(current['logit_mean'])
-    cov = np.asarray(reference['logit_cov']) + 1e-3 * np.eye(len(mu_r))   # regularised: few validation images, rank-deficient
-    d = mu_c - mu_r
+    d, cov = _logit_diff(reference, current)
     return dict(intensity_psi=psi(reference['intensity_hist'], current['intensity_hist']),
                 prediction_psi=psi(reference['pred_dist'], current['pred_dist']),
                 embedding_mahalanobis=float(np.sqrt(max(d @ np.linalg.solve(cov, d), 0.))))
+
+def drift_tests(reference: dict, current: dict) -> dict:
+    "p-values that `current` comes from the distribution of `reference` (KS, chi-squared; see the table above)."
+    from scipy import stats
+    out = {}
+    if reference.get('image_means') and current.get('image_means'):
+        out['intensity_ks_p'] = float(stats.ks_2samp(reference['image_means'], current['image_means']).pvalue)
+    if reference.get('pred_counts') and current.get('pred_counts'):
+        table = np.array([reference['pred_counts'], current['pred_counts']])
+        table = table[:, table.sum(0) > 0]                        # a class neither predicted carries no information
+        out['prediction_chi2_p'] = float(stats.chi2_contingency(table).pvalue) if table.shape[1] > 1 else 1.0
+    if reference.get('n', 0) > 1 and current.get('n', 0) > 0:
+        d, cov = _logit_diff(reference, current)
+        t2 = d @ np.linalg.solve(cov * (1 / current['n'] + 1 / reference['n']), d)
+        out['embedding_chi2_p'] = float(stats.chi2.sf(max(t2, 0.), len(d)))
+    return out
+
+THRESHOLDS = dict(intensity_psi=(0.1, 0.25), prediction_psi=(0.1, 0.25), embedding_mahalanobis=(1.0, 3.0))
+
+P_VALUES = dict(intensity_psi='intensity_ks_p', prediction_psi='prediction_chi2_p', embedding_mahalanobis='embedding_chi2_p')
+
+def verdict(scores: dict, tests: dict | None = None) -> dict:
+    """`stable`, `watch` or `drift` for each score: above its rule-of-thumb threshold and, where `tests` has its
+    p-value, significant at `ALPHA` (without a p-value, from an old reference, the threshold alone decides)."""
+    tests = tests or {}
+    def one(k, v):
+        if tests.get(P_VALUES[k], 0.) >= ALPHA: return 'stable'   # the difference is within chance
+        return 'drift' if v > THRESHOLDS[k][1] else 'watch' if v > THRESHOLDS[k][0] else 'stable'
+    return {k: one(k, v) for k, v in scores.items() if k in THRESHOLDS}
 
 # %% ../nbs/11b_monitor.ipynb #a023cafc
 def reference_images(model_dir, run_dir=None, n: int = 256, work=None) -> list:
@@ -83,27 +120,22 @@ def read_reference(model_dir) -> dict | None:
 # %% ../nbs/11b_monitor.ipynb #253f1a64
 class DriftMonitor:
     "Rolling window of per-image statistics from served requests, scored against a reference; thread-safe."
-    def __init__(self, reference: dict | None, meta: dict, window: int = 500, min_images: int = 20):
-        self.reference, self.meta, self.min_images = reference, meta, min_images
-        self.hists, self.logits = deque(maxlen=window), deque(maxlen=window)
+    def __init__(self, reference: dict | None, meta: dict, window: int = 500, min_images: int = MIN_WINDOW):
+        self.reference, self.meta, self.min_images = reference, meta, max(min_images, MIN_WINDOW)
+        self.hists, self.logits = deque(maxlen=max(window, self.min_images)), deque(maxlen=max(window, self.min_images))
         self.lock = threading.Lock()
     def update(self, batch: np.ndarray, logits: np.ndarray):
         h = intensity_hist(batch, self.meta)
         with self.lock: self.hists.extend(h); self.logits.extend(np.asarray(logits, np.float64))
     def scores(self) -> dict:
-        "Current drift scores; empty until there is a reference and `min_images` images."
+        "Drift scores, their p-values and `drift` (1.0 when any score says drift); empty until there is a reference and `MIN_WINDOW` images."
         with self.lock:
             if self.reference is None or len(self.logits) < self.min_images: return {}
             cur = summarize(np.stack(self.hists), np.stack(self.logits), len(self.meta['classes']))
-        return drift_scores(self.reference, cur)
+        scores, tests = drift_scores(self.reference, cur), drift_tests(self.reference, cur)
+        return dict(scores, **tests, drift=float('drift' in verdict(scores, tests).values()))
 
 # %% ../nbs/11b_monitor.ipynb #378911a1
-THRESHOLDS = dict(intensity_psi=(0.1, 0.25), prediction_psi=(0.1, 0.25), embedding_mahalanobis=(1.0, 3.0))
-
-def verdict(scores: dict) -> dict:
-    "`stable`, `watch` or `drift` for each score, by the rule-of-thumb thresholds."
-    return {k: 'drift' if v > THRESHOLDS[k][1] else 'watch' if v > THRESHOLDS[k][0] else 'stable' for k, v in scores.items()}
-
 def _plots(ref: dict, cur: dict, classes, folder: Path) -> list:
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -121,11 +153,13 @@ def _plots(ref: dict, cur: dict, classes, folder: Path) -> list:
     return [folder/'drift.png']
 
 def monitor(model_ref, input, out, registry=None, backend: str = 'onnx', n: int = 512, progress: bool = True) -> dict:
-    "Compare up to `n` images under `input` with the model's registration reference; writes `drift.json` + `report.html` to `out`."
+    """Compare up to `n` images under `input` with the model's registration reference; writes `drift.json` + `report.html`
+    to `out`. `result['drift']` is True when any score says drift (`medtrain monitor` then exits with `DRIFT_EXIT_CODE`)."""
     from medtrain.registry import resolve_model
     from medtrain.predict import list_inputs, _decode
     from medtrain.serve import load_predictor
     from medtrain.config import progress_iter
+    if n < MIN_WINDOW: raise ConfigError(f"--n {n}: at least {MIN_WINDOW} images are needed for a meaningful drift test")
     model_dir = resolve_model(model_ref, registry)
     ref = read_reference(model_dir)
     if ref is None: raise MedtrainError(f"{model_ref}: no {REFERENCE} next to the model; register it (`medtrain registry register`) to record one")
@@ -135,20 +169,23 @@ def monitor(model_ref, input, out, registry=None, backend: str = 'onnx', n: int 
     for item in progress_iter(list_inputs(input)[:n], display=progress, leave=False):
         try: xs.append(_decode(item, meta))
         except Exception: bad += 1
-    if len(xs) < 2: raise DataError(f"--input {input}: fewer than 2 readable images")
+    if len(xs) < MIN_WINDOW: raise DataError(f"--input {input}: {len(xs)} readable images ({bad} unreadable); a drift test needs at least {MIN_WINDOW}")
     batch = np.stack(xs)
     logits = np.concatenate([predictor.logits(batch[i:i + 64]) for i in range(0, len(batch), 64)])
     cur = summarize(intensity_hist(batch, meta), logits, len(meta['classes']))
-    scores = drift_scores(ref, cur)
+    scores, tests = drift_scores(ref, cur), drift_tests(ref, cur)
+    verdicts = verdict(scores, tests)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    result = dict(model=str(model_ref), input=str(input), n_images=len(xs), n_unreadable=bad, scores=scores, verdict=verdict(scores),
-                  thresholds=THRESHOLDS, reference=dict(n=ref['n'], source=ref.get('source')))
+    result = dict(model=str(model_ref), input=str(input), n_images=len(xs), n_unreadable=bad, scores=scores, p_values=tests,
+                  verdict=verdicts, drift='drift' in verdicts.values(), thresholds=THRESHOLDS, alpha=ALPHA,
+                  reference=dict(n=ref['n'], source=ref.get('source')))
     (out/'drift.json').write_text(json.dumps(dict(result, current=cur), indent=1))
     imgs = ''.join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in _plots(ref, cur, meta['classes'], out))
-    rows = ''.join(f"<tr><td>{k}</td><td>{v:.4f}</td><td>{result['verdict'][k]}</td><td>{THRESHOLDS[k][0]} / {THRESHOLDS[k][1]}</td></tr>" for k, v in scores.items())
+    p_cell = lambda k: f"{tests[P_VALUES[k]]:.2g}" if P_VALUES[k] in tests else '–'
+    rows = ''.join(f"<tr><td>{k}</td><td>{v:.4f}</td><td>{p_cell(k)}</td><td>{verdicts[k]}</td><td>{THRESHOLDS[k][0]} / {THRESHOLDS[k][1]}</td></tr>" for k, v in scores.items())
     (out/'report.html').write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>medtrain drift report</title><style>body{{font-family:sans-serif;margin:2em}}"
         f"td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style></head><body><h1>Drift report — {html.escape(str(model_ref))}</h1>"
         f"<p>{len(xs)} images from {html.escape(str(input))} ({bad} unreadable) against {ref['n']} reference images.</p>"
-        f"<table><tr><th>score</th><th>value</th><th>verdict</th><th>watch / drift above</th></tr>{rows}</table>{imgs}</body></html>")
+        f"<table><tr><th>score</th><th>value</th><th>p-value</th><th>verdict</th><th>watch / drift above (and p &lt; {ALPHA})</th></tr>{rows}</table>{imgs}</body></html>")
     return result

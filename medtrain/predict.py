@@ -12,6 +12,7 @@ import numpy as np
 from .config import DataError, progress_iter
 from .data import IMAGE_EXTS, open_image
 from .export import preprocess
+from .shards import shard_members, read_member
 
 # %% auto #0
 __all__ = ['EXTS', 'list_inputs', 'predict_files']
@@ -23,8 +24,12 @@ class _Member:
     "One image inside a tar shard, opened lazily: `SHARD.tar::member.png`."
     def __init__(self, shard, name): self.shard, self.name = str(shard), name
     def __str__(self): return f"{self.shard}::{self.name}"
-    def open(self):
-        with tarfile.open(self.shard) as t: return io.BytesIO(t.extractfile(self.name).read())
+    def open(self): return io.BytesIO(read_member(self.shard, self.name))   # a seek through the shard's offset table
+
+def _shard_images(shard) -> list[_Member]:
+    try: names = shard_members(shard)
+    except (tarfile.TarError, OSError) as e: raise DataError(f"--input {shard}: not a readable tar file ({e})") from None
+    return [_Member(shard, n) for n in names if Path(n).suffix.lower() in EXTS]
 
 def list_inputs(src) -> list:
     "Everything to predict under `src`: image paths of a folder or CSV, or members of tar shards."
@@ -37,7 +42,7 @@ def list_inputs(src) -> list:
         return [p if Path(p).is_absolute() else str(src.parent/p) for p in df.path.astype(str)]
     shards = [src] if src.suffix == '.tar' else sorted(src.rglob('*.tar')) if src.is_dir() else []
     if shards:
-        return [_Member(s, m.name) for s in shards for m in tarfile.open(s).getmembers() if m.isfile() and Path(m.name).suffix.lower() in EXTS]
+        return [m for s in shards for m in _shard_images(s)]
     if src.is_dir(): return [str(p) for p in sorted(src.rglob('*')) if p.is_file() and p.suffix.lower() in EXTS]
     return [str(src)]
 

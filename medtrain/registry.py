@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_registry.ipynb #5c171845
 from __future__ import annotations
-import json, os, re, shutil, sqlite3, uuid
+import json, os, re, shutil, sqlite3, time, uuid, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,8 +14,8 @@ from .config import MedtrainError, ConfigError
 SIDECAR, WEIGHTS = 'model.json', 'model.safetensors'
 
 # %% auto #0
-__all__ = ['SIDECAR', 'WEIGHTS', 'STAGES', 'EXCLUSIVE', 'INDEX', 'ENV_REGISTRY', 'RegistryError', 'default_registry', 'Registry',
-           'is_reference', 'resolve_model']
+__all__ = ['SIDECAR', 'WEIGHTS', 'STAGES', 'EXCLUSIVE', 'INDEX', 'ENV_REGISTRY', 'STALE_INCOMING_S', 'RegistryError',
+           'default_registry', 'Registry', 'is_reference', 'resolve_model']
 
 # %% ../nbs/09_registry.ipynb #c79257d3
 STAGES = ('experimental', 'staging', 'production', 'archived')
@@ -29,6 +29,11 @@ class RegistryError(MedtrainError):
 def default_registry() -> Path: return Path(os.environ.get(ENV_REGISTRY, 'registry'))
 
 def _now(): return datetime.now(timezone.utc).isoformat(timespec='seconds')
+
+def _log(con, name, version, from_stage, to_stage, action, time=None):
+    "One row of the `events` table: a stage change and what caused it (register, promote, archive, rollback)."
+    con.execute("INSERT INTO events (time, name, version, from_stage, to_stage, action) VALUES (?, ?, ?, ?, ?, ?)",
+                (time or _now(), name, version, from_stage, to_stage, action))
 
 def _read_json(p):
     p = Path(p)
@@ -46,7 +51,10 @@ class Registry:
         con.execute("""CREATE TABLE IF NOT EXISTS versions (name TEXT, version INTEGER, stage TEXT, created TEXT,
             path TEXT, run_dir TEXT, arch TEXT, data_version TEXT, git_commit TEXT, parent TEXT, metrics TEXT, config TEXT,
             description TEXT, PRIMARY KEY (name, version))""")
-        con.execute("CREATE TABLE IF NOT EXISTS events (time TEXT, name TEXT, version INTEGER, from_stage TEXT, to_stage TEXT)")
+        con.execute("CREATE TABLE IF NOT EXISTS events (time TEXT, name TEXT, version INTEGER, from_stage TEXT, to_stage TEXT, action TEXT)")
+        if 'action' not in {r[1] for r in con.execute("PRAGMA table_info(events)")}:   # a registry made before rollbacks were recorded
+            try: con.execute("ALTER TABLE events ADD COLUMN action TEXT")
+            except sqlite3.OperationalError: pass   # another process added it first
         return con
 
     def _row(self, name, version) -> dict:
@@ -63,7 +71,47 @@ class Registry:
         with self._con() as con: return [r[0] for r in con.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
 
 # %% ../nbs/09_registry.ipynb #73e4b55a
-_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')   # always with fullmatch: `$` would accept a trailing newline
+_INCOMING = re.compile(r'\.incoming-[0-9a-f]{12}')      # the only folders `register` ever removes
+STALE_INCOMING_S = 3600   # an incoming folder without a lock file this old was left by a dead register
+
+def _lock(folder: Path):
+    "Hold an exclusive `flock` on `folder/.lock` while the returned file is open (the kernel drops it when the process dies)."
+    f = open(folder/'.lock', 'w')
+    try:
+        import fcntl
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError: pass   # no flock (Windows): the age rule alone decides
+    return f
+
+def _is_stale(folder: Path) -> bool:
+    "Whether an incoming folder was left by a register that is no longer running."
+    lock = folder/'.lock'
+    try:
+        import fcntl
+        with open(lock, 'r') as f:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError: return False   # a register in progress holds it
+            return True
+    except (ImportError, FileNotFoundError): pass
+    try: return time.time() - folder.stat().st_mtime > STALE_INCOMING_S
+    except FileNotFoundError: return False
+
+def _clean_incoming(folder: Path) -> list[Path]:
+    "Remove the incoming folders of dead registers under `folder`; returns them."
+    gone = [p for p in (folder.iterdir() if folder.is_dir() else ())
+            if _INCOMING.fullmatch(p.name) and p.is_dir() and not p.is_symlink() and _is_stale(p)]
+    for p in gone: shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+def _next_version(con, folder: Path, name: str) -> int:
+    "One more than the highest version in the index or on disk: a `vN` folder left without its row keeps its number."
+    indexed = con.execute("SELECT MAX(version) FROM versions WHERE name=?", (name,)).fetchone()[0] or 0
+    on_disk = [int(p.name[1:]) for p in folder.iterdir() if re.fullmatch(r'v\d+', p.name)]
+    orphans = sorted(v for v in on_disk if v > indexed)
+    if orphans: warnings.warn(f"registry: {', '.join(str(folder/f'v{v}') for v in orphans)} not in the index "
+                              f"(an interrupted register?); left as they are, the new version is v{max(orphans) + 1}", stacklevel=3)
+    return max([indexed, *on_disk]) + 1
 
 def _model_dir(src) -> Path:
     src = Path(src)
@@ -91,15 +139,17 @@ def _parent_of(self: Registry, meta: dict) -> str | None:
 @patch
 def register(self: Registry, run_dir, name: str, parent: str | None = None, description: str = '', reference: bool = True) -> dict:
     "Copy the model of `run_dir` into the registry as the next version of `name` (stage experimental); returns its row."
-    if not _NAME.match(name): raise RegistryError(f"--name {name!r}: use letters, digits, '_', '.', '-' (no '@' or '/')")
+    if not _NAME.fullmatch(name): raise RegistryError(f"--name {name!r}: use letters, digits, '_', '.', '-' (no '@' or '/')")
     src = _model_dir(run_dir)
     meta, info = json.loads((src/SIDECAR).read_text()), _run_info(src.parent if src.name == 'model' else src)
     run, metrics, config = info['run'], info['metrics'], info['config']
     if parent: self.resolve(parent)   # a typo in --parent fails before anything is written
     run_dir = src.parent if src.name == 'model' else None
-    incoming = self.root/name/f'.incoming-{uuid.uuid4().hex[:12]}'
+    _clean_incoming(self.root/name)
+    incoming, lock = self.root/name/f'.incoming-{uuid.uuid4().hex[:12]}', None
     try:   # copy and compute the reference outside the transaction: the index is locked only for milliseconds
-        (incoming/'model').mkdir(parents=True)
+        incoming.mkdir(parents=True); lock = _lock(incoming)
+        (incoming/'model').mkdir()
         for f in (WEIGHTS, SIDECAR, 'model.onnx', 'model.torchscript.pt'):   # exports recorded in the sidecar travel with it
             if (src/f).exists(): shutil.copy2(src/f, incoming/'model'/f)
         if reference:
@@ -107,7 +157,7 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
             write_reference(incoming/'model', run_dir)
         with self._con() as con:
             con.execute("BEGIN IMMEDIATE")   # two concurrent registrations get different version numbers
-            version = (con.execute("SELECT MAX(version) FROM versions WHERE name=?", (name,)).fetchone()[0] or 0) + 1
+            version = _next_version(con, self.root/name, name)
             dest = self.root/name/f'v{version}'
             row = dict(name=name, version=version, stage='experimental', created=_now(), path=str(dest/'model'),
                        run_dir=str(run_dir.resolve()) if run_dir else None, arch=meta['arch'],
@@ -115,10 +165,13 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
                        parent=parent or self._parent_of(meta), metrics=json.dumps(metrics), config=json.dumps(config),
                        description=description)
             con.execute(f"INSERT INTO versions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-            con.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (row['created'], name, version, None, 'experimental'))
+            _log(con, name, version, None, 'experimental', 'register', row['created'])
             (incoming/'version.json').write_text(json.dumps(dict(row, metrics=metrics, config=config, run=run), indent=1, default=str))
+            (incoming/'.lock').unlink()   # the lock stays held on the open file until `finally`
             incoming.rename(dest)   # last: if it fails, the transaction rolls back and no version is half-registered
-    finally: shutil.rmtree(incoming, ignore_errors=True)   # gone after the rename; cleans up after a failure
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)   # gone after the rename; cleans up after a failure
+        if lock: lock.close()
     return row
 
 # %% ../nbs/09_registry.ipynb #6f85bb98
@@ -127,29 +180,45 @@ def _check_stage(stage):
     return stage
 
 @patch
-def promote(self: Registry, name: str, version: int, stage: str = 'production') -> dict:
-    "Move `name` version `version` to `stage`; the version that held staging/production before is archived."
+def _set_stage(self: Registry, name: str, version: int, stage: str, action: str) -> dict:
     _check_stage(stage); row = self._row(name, int(version))
     with self._con() as con:
         con.execute("BEGIN IMMEDIATE")
         if stage in EXCLUSIVE:
             for (v,) in con.execute("SELECT version FROM versions WHERE name=? AND stage=? AND version!=?", (name, stage, row['version'])).fetchall():
                 con.execute("UPDATE versions SET stage='archived' WHERE name=? AND version=?", (name, v))
-                con.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (_now(), name, v, stage, 'archived'))
+                _log(con, name, v, stage, 'archived', 'archive')
         con.execute("UPDATE versions SET stage=? WHERE name=? AND version=?", (stage, name, row['version']))
-        con.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (_now(), name, row['version'], row['stage'], stage))
+        _log(con, name, row['version'], row['stage'], stage, action)
     return self._row(name, row['version'])
 
 @patch
+def promote(self: Registry, name: str, version: int, stage: str = 'production') -> dict:
+    "Move `name` version `version` to `stage`; the version that held staging/production before is archived."
+    return self._set_stage(name, version, stage, 'promote')
+
+@patch
+def production_history(self: Registry, name: str) -> list[int]:
+    "The versions a `rollback` walks back through, oldest first; the last one is in production now."
+    with self._con() as con:
+        events = con.execute("SELECT version, action FROM events WHERE name=? AND to_stage='production' ORDER BY rowid", (name,)).fetchall()
+    stack = []
+    for v, action in events:
+        if action == 'rollback' and stack: stack.pop()   # undoes the promotion on top; `v` is below it
+        if not stack or stack[-1] != v: stack.append(v)
+    return stack
+
+@patch
 def rollback(self: Registry, name: str) -> dict:
-    "Put the previous production version of `name` back into production (the current one is archived)."
+    "Put the production version before the current one back (v3 → v2 → v1 on repeated calls); the current one is archived."
     with self._con() as con:
         cur = con.execute("SELECT version FROM versions WHERE name=? AND stage='production'", (name,)).fetchone()
-        history = [r[0] for r in con.execute("SELECT version FROM events WHERE name=? AND to_stage='production' ORDER BY rowid", (name,))]
     if cur is None: raise RegistryError(f"{name}: no version is in production; nothing to roll back")
-    previous = [v for v in history if v != cur[0]]
-    if not previous: raise RegistryError(f"{name}: v{cur[0]} is the first production version; nothing to roll back to")
-    return self.promote(name, previous[-1], 'production')
+    stack = self.production_history(name)
+    if stack[-1:] != [cur[0]]: stack = [v for v in stack if v != cur[0]] + [cur[0]]   # history from before events were recorded
+    if len(stack) < 2:
+        raise RegistryError(f"{name}: v{cur[0]} is the first production version left in the history; nothing to roll back to")
+    return self._set_stage(name, stack[-2], 'production', 'rollback')
 
 @patch
 def table(self: Registry, name: str | None = None):
@@ -169,16 +238,16 @@ def history(self: Registry, name: str):
     with self._con() as con: return pd.read_sql_query("SELECT * FROM events WHERE name=? ORDER BY rowid", con, params=(name,))
 
 # %% ../nbs/09_registry.ipynb #d96b2dc7
-_REF = re.compile(r'^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)@(?P<sel>[A-Za-z0-9]+)$')
+_REF = re.compile(r'(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)@(?P<sel>[A-Za-z0-9]+)')   # fullmatch only
 
 def is_reference(ref) -> bool:
     "Whether `ref` is written `NAME@SELECTOR` (and is not an existing path)."
-    return bool(_REF.match(str(ref))) and not Path(str(ref)).exists()
+    return bool(_REF.fullmatch(str(ref))) and not Path(str(ref)).exists()
 
 @patch
 def get(self: Registry, ref: str) -> dict:
     "The version row that `NAME@production`, `NAME@3`, `NAME@v3` or `NAME@latest` points to."
-    m = _REF.match(str(ref))
+    m = _REF.fullmatch(str(ref))
     if not m: raise RegistryError(f"{ref}: not a model reference; write NAME@STAGE, NAME@VERSION or NAME@latest")
     name, sel = m['name'], m['sel']
     if re.fullmatch(r'v?\d+', sel): return self._row(name, int(sel.lstrip('v')))

@@ -133,8 +133,9 @@ class TrainCheckpoint(Callback):
         tmp = self.path.with_suffix('.tmp')
         torch.save(state, tmp)
         os.replace(tmp, self.path)                  # atomic: a kill leaves the previous checkpoint intact
-        self.path.with_suffix('.json').write_text(json.dumps(dict(epoch=epoch, batches=batches, phase=state['phase'],
-                                                                  train_iter=self.learn.train_iter)))
+        tmp = self.path.with_suffix('.json.tmp')   # the summary beside it: atomic too
+        tmp.write_text(json.dumps(dict(epoch=epoch, batches=batches, phase=state['phase'], train_iter=self.learn.train_iter)))
+        os.replace(tmp, self.path.with_suffix('.json'))
 
 def load_checkpoint(path) -> dict:
     "A checkpoint written by `TrainCheckpoint`, loaded without unpickling arbitrary objects."

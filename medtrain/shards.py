@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from .config import DataConfig, DataError, progress_iter
-from .data import read_bytes, open_image, register_source, is_url
+from .data import read_bytes, open_image, register_source, is_url, _tar_index
 
 # %% auto #0
-__all__ = ['write_shards', 'shards_source', 'iter_shards']
+__all__ = ['write_shards', 'shards_source', 'iter_shards', 'shard_members', 'read_member']
 
 # %% ../nbs/01e_shards.ipynb #6c2973e8
 def write_shards(df: pd.DataFrame, out, shard_size: int = 5000, progress=True) -> pd.DataFrame:
@@ -49,3 +49,14 @@ def iter_shards(urls, n_in: int = 3):
         ext = next((k for k in s if k not in ('__key__', '__url__', '__local_path__', 'cls', 'json')), None)
         if ext is None: continue
         yield s['__key__'], open_image(io.BytesIO(s[ext]), n_in), s['cls'].decode() if 'cls' in s else None, json.loads(s.get('json', b'{}'))
+
+# %% ../nbs/01e_shards.ipynb #0c599e19
+def shard_members(shard) -> list[str]:
+    "The names of the files in tar `shard`, in tar order, from its offset table (one pass over the tar, cached)."
+    return list(_tar_index(str(shard)))
+
+def read_member(shard, name: str) -> bytes:
+    "The bytes of member `name` of tar `shard`: one seek and one read through the offset table."
+    where = _tar_index(str(shard)).get(name)
+    if where is None: raise FileNotFoundError(f"{name} is not in {shard}")
+    with open(shard, 'rb') as f: f.seek(where[0]); return f.read(where[1])

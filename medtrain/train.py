@@ -197,6 +197,10 @@ class SaveBestModel(SaveModelCallback):
         if self.verbose or self.every_epoch: return super().after_epoch()
         TrackerCallback.after_epoch(self)
         if self.new_best: self._save(self.fname)
+    def _save(self, name):
+        "Write to `NAME.tmp.pth`, then rename: a kill during the save leaves the previous best checkpoint whole."
+        tmp = self.learn.save(f'{name}.tmp', with_opt=self.with_opt)   # None on the processes that do not save (rank > 0)
+        self.last_saved_path = tmp and Path(tmp).replace(Path(tmp).with_name(f'{name}.pth'))
 
 def _scan_cache(d) -> ScanCache | None:
     "With `data.cache=disk`, the bad-file scan's verdicts live next to the image cache and later runs reuse them."

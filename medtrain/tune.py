@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_tune.ipynb #b1059348
 from __future__ import annotations
-import json, math, sys, time
+import json, math, os, sys, time
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from .runs import record_run
 
 # %% auto #0
 __all__ = ['METRIC_COLS', 'TUNE_METRICS', 'AUG_DEFAULTS', 'with_values', 'on_table', 'split_table', 'cv', 'cv_table',
-           'read_space', 'grid_space', 'OptunaPruning', 'tune']
+           'read_space', 'grid_space', 'OptunaPruning', 'PerTrialSeed', 'tune']
 
 # %% ../nbs/08_tune.ipynb #97a56d0e
 def with_values(cfg: Config, values: dict, source: str = 'search space') -> Config:
@@ -33,7 +33,8 @@ def with_values(cfg: Config, values: dict, source: str = 'search space') -> Conf
 def on_table(cfg: Config, table: pd.DataFrame, manifest) -> Config:
     "`cfg` training on the rows of `table` (with its `split` column), written to the CSV `manifest`."
     manifest = Path(manifest); manifest.parent.mkdir(parents=True, exist_ok=True)
-    table[[c for c in ('path', 'label', 'patient_id', 'split') if c in table.columns]].to_csv(manifest, index=False)
+    tmp = manifest.with_name(f'.{manifest.name}.{os.getpid()}.tmp')   # another worker may be reading the same file: replace it whole
+    table[[c for c in ('path', 'label', 'patient_id', 'split') if c in table.columns]].to_csv(tmp, index=False); os.replace(tmp, manifest)
     return with_values(cfg, {'data.source': 'csv', 'data.path': str(manifest.resolve())}, 'data')
 
 def split_table(cfg: Config, progress: bool = True) -> pd.DataFrame:
@@ -169,17 +170,48 @@ class OptunaPruning(Callback):
         if self.trial.should_prune(): raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.monitor} {value:.4f}")
 
 # %% ../nbs/08_tune.ipynb #daa6bc9a
+from optuna.samplers import BaseSampler
+
+class PerTrialSeed(BaseSampler):
+    """A fresh sampler for every trial, seeded with `(seed, trial number)`. Trial numbers are handed out by the
+    study's storage, so workers sharing `--storage` with the same `--seed` never draw the same trials, and each
+    trial's draw still depends only on the seed and its number. Optuna's samplers keep no state between trials
+    besides their random generator (TPE and grid read the history from the study), so nothing else is lost."""
+    def __init__(self, make, seed: int = 0): self.make, self.seed, self.inner = make, seed, make(seed)
+    def trial_seed(self, number: int) -> int: return int(np.random.SeedSequence([self.seed, number]).generate_state(1)[0])
+    def before_trial(self, study, trial):
+        self.inner = self.make(self.trial_seed(trial.number))
+        self.inner.before_trial(study, trial)
+    def infer_relative_search_space(self, study, trial): return self.inner.infer_relative_search_space(study, trial)
+    def sample_relative(self, study, trial, search_space): return self.inner.sample_relative(study, trial, search_space)
+    def sample_independent(self, study, trial, name, dist): return self.inner.sample_independent(study, trial, name, dist)
+    def after_trial(self, study, trial, state, values): self.inner.after_trial(study, trial, state, values)
+    def reseed_rng(self): self.inner.reseed_rng()
+
 def _sampler(search: str, space: dict, seed: int, grid_points: int):
     import optuna
-    if search == 'tpe': return optuna.samplers.TPESampler(seed=seed)
-    if search == 'random': return optuna.samplers.RandomSampler(seed=seed)
-    if search == 'grid': return optuna.samplers.GridSampler(grid_space(space, grid_points), seed=seed)
-    raise ConfigError(f"--search: unknown search {search!r}; known: grid, random, tpe")
+    makers = dict(tpe=lambda s: optuna.samplers.TPESampler(seed=s, constant_liar=True),   # running trials count as "bad": workers spread out
+                  random=lambda s: optuna.samplers.RandomSampler(seed=s),
+                  grid=lambda s: optuna.samplers.GridSampler(grid_space(space, grid_points), seed=s))
+    if search not in makers: raise ConfigError(f"--search: unknown search {search!r}; known: grid, random, tpe")
+    return PerTrialSeed(makers[search], seed)
+
+def _storage(url: str, tries: int = 5):
+    """Optuna's database storage for `url`. SQLite shared by several worker processes waits up to a minute for its
+    lock instead of failing at once. Workers that start together on a new database race to create its tables (the
+    loser gets "table … already exists"); the tables are there when it tries again."""
+    import optuna, random, sqlalchemy.exc
+    kw = dict(engine_kwargs=dict(connect_args=dict(timeout=60))) if url.startswith('sqlite:') else {}
+    for i in range(tries):
+        try: return optuna.storages.RDBStorage(url, **kw)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            if i == tries - 1: raise
+            time.sleep(0.2 + random.random())
 
 def tune(cfg: Config, space, trials: int = 20, search: str = 'tpe', out=None, storage: str | None = None, study_name: str = 'medtrain',
          metric: str = 'macro_f1', grid_points: int = 3, seed: int = 0, progress: bool | None = None):
     "Optuna search over `space` for `cfg` (train/valid rows only); writes `OUT/best.yaml`, `OUT/trials.csv`; returns the study."
-    import optuna
+    import optuna, sqlalchemy.exc
     from medtrain.train import train
     if metric not in TUNE_METRICS: raise ConfigError(f"--metric: {metric!r} is not per-epoch; choose {', '.join(TUNE_METRICS)}")
     if trials < 1: raise ConfigError("--trials: at least 1")
@@ -193,10 +225,10 @@ def tune(cfg: Config, space, trials: int = 20, search: str = 'tpe', out=None, st
     storage = storage or f"sqlite:///{(out/'study.db').resolve()}"
     if not progress: optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True, direction=TUNE_METRICS[metric],
+        study = optuna.create_study(study_name=study_name, storage=_storage(storage), load_if_exists=True, direction=TUNE_METRICS[metric],
                                     sampler=_sampler(search, space, seed, grid_points),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))   # never on the first epoch alone
-    except (ValueError, ImportError) as e: raise ConfigError(f"--storage {storage}: {e}") from None
+    except (ValueError, ImportError, optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e: raise ConfigError(f"--storage {storage}: {e}") from None
 
     def objective(trial):
         vals = _suggest(trial, space)

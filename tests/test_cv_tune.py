@@ -25,3 +25,32 @@ def test_tune_three_trials(tmp_path):
     best = load_config(tmp_path/'tune'/'best.yaml', environ={})   # ready for `medtrain train --config best.yaml`
     assert best.train.opt == study.best_params['train.opt'] and best.data.source == 'synthetic'
     assert abs(best.train.lr - study.best_params['train.lr']) < 1e-12
+
+
+def test_two_workers_on_one_sqlite_study_draw_different_trials(tmp_path):
+    "Two `medtrain tune` processes with the same command (default --seed 0) share one SQLite study, as machines would."
+    import os, subprocess, sys
+    space = tmp_path/'space.yaml'
+    space.write_text(yaml.safe_dump({'train.lr': {'low': 1e-4, 'high': 1e-2, 'log': True}, 'train.wd': {'low': 0.0, 'high': 0.1}}))
+    storage = f"sqlite:///{tmp_path/'shared.db'}"
+    def worker(w):   # each machine has its own data copy and output folder; only the study is shared
+        sets = [a for kv in ['data.synthetic.n_images=60', 'data.synthetic.image_size=16', 'data.size=16', 'train.epochs=1',
+                             'train.bs=32', 'train.device=cpu', 'data.synthetic.majority=0.4', 'model.arch=medcnn_small',
+                             f'data.path={tmp_path}/data-{w}'] for a in ('--set', kv)]
+        return subprocess.Popen([sys.executable, '-m', 'medtrain', 'tune', '--space', space, '--trials', '2', '--out', tmp_path/f'tune-{w}',
+                                 '--storage', storage, '--study-name', 'shared', '--quiet', *sets],
+                                env={**os.environ, 'MPLBACKEND': 'Agg'}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [worker(w) for w in 'ab']
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    import optuna
+    trials = optuna.load_study(study_name='shared', storage=storage).trials
+    assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.is_finished() for t in trials)
+    drawn = [(t.params['train.lr'], t.params['train.wd']) for t in trials]
+    assert len(set(drawn)) == 4, drawn                      # no worker repeated another's draw
+    run_dirs = sorted(t.user_attrs['run_dir'] for t in trials)
+    assert len(set(run_dirs)) == 4                          # each trial ran once, in one worker's folder
+    for w in 'ab':
+        with sqlite3.connect(tmp_path/f'tune-{w}'/'trials'/'runs.sqlite') as con: n = con.execute('select count(*) from runs').fetchone()[0]
+        assert n == sum(d.startswith(str(tmp_path/f'tune-{w}')) for d in run_dirs) == 2
