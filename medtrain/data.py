@@ -13,7 +13,7 @@ from fastcore.all import L, store_attr
 from fastai.data.all import DataBlock, CategoryBlock, ColReader, TfmdDL
 from fastai.vision.all import ImageBlock, PILImage, PILImageBW, Resize, ResizeMethod, Normalize, aug_transforms, imagenet_stats
 
-from .config import DataConfig, AugmentConfig, SyntheticConfig, DataError, ConfigError, progress_iter
+from .config import DataConfig, AugmentConfig, SyntheticConfig, DataError, ConfigError, Choices, progress_iter
 
 # %% auto #0
 __all__ = ['LESION_CLASSES', 'IMAGE_EXTS', 'SPLIT_DIRS', 'SOURCES', 'class_counts', 'make_synthetic', 'is_url', 'is_tar_member',
@@ -270,12 +270,11 @@ def _absolute(df: pd.DataFrame, root) -> pd.DataFrame:
 # %% ../nbs/01_data.ipynb #d196cac4
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.gif', '.webp', '.dcm'}
 SPLIT_DIRS = {'train': 'train', 'valid': 'valid', 'val': 'valid', 'test': 'test'}
-SOURCES = {}
+SOURCES = Choices('data source', key='data.source')
 
 def register_source(name):
     "Decorator: make a function `(DataConfig, progress) -> DataFrame` available as `data.source: name`."
-    def _inner(f): SOURCES[name] = f; return f
-    return _inner
+    return SOURCES.register(name)
 
 def _images_under(folder: Path): return sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 
@@ -354,8 +353,7 @@ def synthetic_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
 def load_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     "The standard table (`path,label[,patient_id,split]`) for `cfg.source`."
     if cfg.source == 'shards': import medtrain.shards   # registers itself
-    if cfg.source not in SOURCES: raise ConfigError(f"data.source: unknown source {cfg.source!r}; known: {', '.join(SOURCES)}")
-    df = SOURCES[cfg.source](cfg, progress)
+    df = SOURCES.get(cfg.source)(cfg, progress)   # an unknown name: ConfigError naming data.source and the close matches
     df['label'] = [None if is_blank(v) else str(v) for v in df.label]   # an empty cell is no label (not the class 'nan'): the scan reports the row
     return df.reset_index(drop=True)
 
