@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, re, sys, warnings
 from pathlib import Path
 
-from .config import MedtrainError, ConfigError, load_config, SyntheticConfig
+from .config import MedtrainError, ConfigError, load_config, SyntheticConfig, DataConfig, MAX_PIXELS
 
 # %% auto #0
 __all__ = ['EXTRAS', 'data_config_for', 'build_parser', 'main', 'MissingExtra', 'missing_extra', 'require_extra']
@@ -194,9 +194,11 @@ def _evaluate(args):
              calibrate=args.calibrate, tta=args.tta, valid_data=args.valid_data, positive_class=args.positive_class)
 
 def _synth(args):
+    from pydantic import ValidationError
+    from medtrain.config import explain
     from medtrain.data import make_synthetic
-    syn = SyntheticConfig(n_images=args.n_images, n_classes=args.n_classes, image_size=args.image_size,
-                          majority=args.majority, noise=args.noise)
+    try: syn = SyntheticConfig(**{k: getattr(args, k) for k in SyntheticConfig.model_fields})   # the flags are its fields
+    except ValidationError as e: raise ConfigError(f"data synth: {explain(e)}") from None
     df = make_synthetic(args.out, syn, seed=args.seed, progress=not args.quiet)
     print(f"{len(df)} images, {df.label.nunique()} classes, {df.patient_id.nunique()} patients → {Path(args.out)/'manifest.csv'}")
 
@@ -223,14 +225,19 @@ def _scan(args):
     return 3 if args.strict and rep.problem.notna().any() else 0
 
 def _manifest(args):
-    from medtrain.data import load_source, assign_splits, assign_folds
-    from medtrain.manifest import build_manifest, check_duplicates, write_manifest
-    df = assign_splits(load_source(data_config_for(args.path), progress=not args.quiet), args.valid_pct, args.test_pct, args.seed)
-    if args.folds: df = assign_folds(df, args.folds, args.seed)
-    m = build_manifest(df, progress=not args.quiet)
-    check_duplicates(m)
+    from pydantic import ValidationError
+    from medtrain.config import explain
+    from medtrain.data import assign_folds
+    from medtrain.manifest import write_manifest
+    from medtrain.prepare import prepare_data
+    try: data = data_config_for(args.path, valid_pct=args.valid_pct, test_pct=args.test_pct, seed=args.seed)
+    except ValidationError as e: raise ConfigError(f"data manifest: {explain(e)}") from None
+    split = prepare_data(data, progress=not args.quiet)   # the scan, split and duplicate checks of `medtrain train`
+    m = split.manifest
+    if args.folds: m = m.assign(fold=assign_folds(split.table, args.folds, args.seed).fold.values)
     version = write_manifest(m, args.out)
-    print(f"{len(m)} files, {m.label.nunique()} labels, splits {m.split.value_counts().to_dict()} → {args.out}\ndataset version {version}")
+    print(f"{len(m)} files, {m.label.nunique()} labels, splits {m.split.value_counts().to_dict()} → {args.out}\ndataset version {version}"
+          + (f"\n{len(split.bad)} bad file(s) left out: {', '.join(split.bad.path.head(3))}{' …' if len(split.bad) > 3 else ''}" if len(split.bad) else ''))
 
 def _verify(args):
     import pandas as pd
@@ -262,7 +269,7 @@ def _add_data_commands(d):
     s = d.add_parser('scan', help="open every image once and report bad files", description="Report zero-byte, truncated, corrupt, non-image, unsupported, too-large and unreadable files.")
     s.add_argument('path', help="folder, CSV/parquet manifest, npz, shard folder or URL")
     s.add_argument('--out', type=Path, help="CSV report of every file (default scan_report.csv)")
-    s.add_argument('--max-pixels', type=int, default=89_478_485, help="decompression-bomb guard")
+    s.add_argument('--max-pixels', type=int, default=MAX_PIXELS, help="decompression-bomb guard")
     s.add_argument('--n-in', type=int, choices=[1, 3], help="check conversion to this many channels")
     s.add_argument('--strict', action='store_true', help="exit with code 3 when any file is bad")
     s.add_argument('--quiet', '-q', action='store_true')
@@ -271,8 +278,9 @@ def _add_data_commands(d):
     m.add_argument('path', help="folder, CSV/parquet manifest, npz, shard folder or URL")
     m.add_argument('--out', type=Path, required=True, help="manifest CSV to write")
     m.add_argument('--folds', type=int, default=0, help="also assign K stratified, patient-grouped folds (for `medtrain cv`)")
-    m.add_argument('--valid-pct', type=float, default=0.15); m.add_argument('--test-pct', type=float, default=0.15)
-    m.add_argument('--seed', type=int, default=42)
+    for name in ('valid_pct', 'test_pct', 'seed'):   # the defaults of `data.*`, so a manifest splits as `medtrain train` does
+        f = DataConfig.model_fields[name]
+        m.add_argument('--' + name.replace('_', '-'), type=f.annotation, default=f.default, help=f"as data.{name} (default {f.default})")
     m.add_argument('--quiet', '-q', action='store_true')
     m.set_defaults(func=_manifest)
     v = d.add_parser('verify', help="re-hash the files of a manifest: added, removed, changed (exit 1 if any)")
@@ -338,10 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser('data', help="dataset tools").add_subparsers(dest='data_command', metavar='DATA_COMMAND', required=True)
     s = d.add_parser('synth', help="write the synthetic lesion dataset", description="Generate the built-in synthetic dermatology-like dataset.")
     s.add_argument('--out', required=True, type=Path)
-    for name, f in SyntheticConfig.model_fields.items():
-        if name == 'images_per_patient': continue
+    for name, f in SyntheticConfig.model_fields.items():   # one flag per field: the defaults live in the config only
         s.add_argument('--' + name.replace('_', '-'), type=f.annotation, default=f.default, help=f"{f.description} (default {f.default})")
-    s.add_argument('--seed', type=int, default=42)
+    s.add_argument('--seed', type=int, default=DataConfig.model_fields['seed'].default)
     s.add_argument('--quiet', '-q', action='store_true')
     s.set_defaults(func=_synth)
     _add_data_commands(d)

@@ -12,10 +12,10 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'DataConfig', 'ModelConfig',
-           'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'Config',
-           'ServeConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config', 'seed_everything',
-           'get_device', 'progress_iter', 'import_object']
+__all__ = ['MAX_PIXELS', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'DataConfig',
+           'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig',
+           'Config', 'ServeConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
+           'seed_everything', 'get_device', 'progress_iter', 'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -57,6 +57,8 @@ class Choices:
     def __repr__(self): return f"Choices({self.what!r}: {', '.join(self.names())})"
 
 # %% ../nbs/00_config.ipynb #6db6b94d
+MAX_PIXELS = 89_478_485   # PIL's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS); the one place this number is written
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
 
@@ -70,7 +72,7 @@ class SyntheticConfig(_Section):
     images_per_patient: int = Field(3, ge=1, description="mean images per patient (grouped splits)")
 
 class DataConfig(_Section):
-    source: Literal['folder', 'csv', 'npz', 'synthetic', 'shards'] = 'synthetic'
+    source: str = Field('synthetic', description="a registered data source (`medtrain.data.SOURCES`: folder, csv, npz, synthetic, shards, or one you register); checked where the data is loaded")
     path: Union[Path, str] = Field(Path('data/synthetic'), description="folder, CSV/npz file, shard folder, any fsspec URL (s3://, https://), or where synthetic data is written")
     size: int = Field(64, ge=8, le=2048, description="model input side in px")
     valid_pct: float = Field(0.15, ge=0, lt=1)
@@ -79,7 +81,7 @@ class DataConfig(_Section):
     synthetic: SyntheticConfig = SyntheticConfig()
     bad_files: Literal['skip', 'fail'] = Field('skip', description="unreadable/corrupt images found by the scan: skip them (report saved) or stop")
     duplicates: Literal['drop', 'fail'] = Field('drop', description="exact copies of an image in a later split (valid/test): drop the copies (listed in duplicates.csv) or stop")
-    max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb guard: larger images are reported as bad")
+    max_pixels: int = Field(MAX_PIXELS, ge=1, description="decompression-bomb guard: larger images are reported as bad")
     imbalance: Literal['none', 'weighted_loss', 'oversample'] = Field('none', description="class weights in the loss, or a weighted sampler")
     dicom_window: Optional[tuple[float, float]] = Field(None, description="DICOM (center, width); None = the file's own window")
     dicom_frame: int = Field(0, description="frame of multi-frame DICOM files")

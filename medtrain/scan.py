@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from .config import DataError, progress_iter
+from .config import DataError, MAX_PIXELS, progress_iter
 from fastcore.all import chunked
 from .data import file_stamp, read_bytes, is_url, is_dicom, dicom_to_pil, to_model_mode, is_blank
 
@@ -64,7 +64,7 @@ SUPPORTED_MODES = {'1', 'L', 'LA', 'La', 'P', 'PA', 'RGB', 'RGBA', 'RGBa', 'RGBX
 _EMPTY_RESULT = dict(path=None, problem=None, detail='', mode=None, width=None, height=None, sha256=None, size=None)
 _MAGIC = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')
 
-def check_file(path, max_pixels: int = 89_478_485, n_in: int | None = None) -> dict:
+def check_file(path, max_pixels: int = MAX_PIXELS, n_in: int | None = None) -> dict:
     "Open and decode one file; returns `dict(path, problem, detail, mode, width, height)` (`problem` None when fine)."
     out = dict(_EMPTY_RESULT, path=str(path))
     def bad(problem, detail): out.update(problem=problem, detail=str(detail)[:200]); return out
@@ -113,7 +113,7 @@ def _check_dicom(data, out, bad, max_pixels, n_in):
     return out
 
 # %% ../nbs/01c_scan.ipynb #73e3072e
-def scan_table(df: pd.DataFrame, max_pixels: int = 89_478_485, n_in: int | None = None, progress=True, workers: int = 4,
+def scan_table(df: pd.DataFrame, max_pixels: int = MAX_PIXELS, n_in: int | None = None, progress=True, workers: int = 4,
                cache=None) -> pd.DataFrame:
     """Check every `df.path`; returns one row per file: `path, label, problem, detail, mode, width, height, sha256, size`.
     `cache`: a `ScanCache` (or its file): verdicts for files unchanged since they were scanned are reused, new ones added."""
@@ -155,7 +155,7 @@ def summarize_scan(rep: pd.DataFrame, df: pd.DataFrame | None = None) -> str:
     for l, s in (split_only_labels(df) if df is not None else {}).items(): lines.append(f"warning: label {l!r} appears only in the {s} split")
     return '\n'.join(lines)
 
-def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=None, max_pixels: int = 89_478_485,
+def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=None, max_pixels: int = MAX_PIXELS,
                           n_in: int | None = None, progress=True, cache=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Scan `df` (reusing `cache`'s verdicts); save the report of bad files at `report_path`; return `(good rows, bad rows)` or raise `DataError` (`policy='fail'`)."
     rep = scan_table(df, max_pixels, n_in, progress, cache=cache)

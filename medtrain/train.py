@@ -19,10 +19,9 @@ from fastai.vision.learner import default_split
 
 import medtrain
 from .config import Config, ConfigError, MedtrainError, load_config, save_config, seed_everything, get_device
-from .data import load_source, assign_splits, build_dls, detect_n_in, norm_stats, data_version
-from .scan import apply_bad_file_policy, split_only_labels, ScanCache
-from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest, drop_cross_split_duplicates
-from .cache import build_input, fast_path_callbacks, default_cache_dir
+from .data import SOURCES, build_dls, detect_n_in, norm_stats, data_version
+from .prepare import Split, prepare_data, read_split
+from .cache import build_input, fast_path_callbacks
 from .models import build_model, save_model
 from .evaluate import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
@@ -38,7 +37,7 @@ from fastai.callback.progress import ProgressCallback
 # %% auto #0
 __all__ = ['RUN_FILES', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'CPUAutocast', 'precision_callbacks',
            'training_metrics', 'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'build_learner',
-           'SaveBestModel', 'train', 'lr_find']
+           'SaveBestModel', 'fit_phases', 'finish_run', 'train', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -175,11 +174,13 @@ def balanced_class_weights(counts) -> torch.Tensor:
     c = torch.tensor(counts, dtype=torch.float32)
     return c.sum() / (len(c) * c.clamp(min=1))
 
-def build_learner(cfg: Config, df: pd.DataFrame, classes, n_in: int, device, path, pretrained: bool = True, cbs=(),
+def build_learner(cfg: Config, split: Split, device=None, path='.', pretrained: bool = True, cbs=(),
                   progress: bool | None = None) -> MedLearner:
-    "The Learner `cfg` describes, on the split table `df`: DataLoaders, model, loss, optimizer, callbacks (plus `cbs`)."
+    "The Learner `cfg` describes, on the prepared `split`: DataLoaders, model, loss, optimizer, callbacks (plus `cbs`)."
     seed_everything(cfg.train.seed)
+    device = get_device(cfg.train.device) if device is None else device
     progress = cfg.train.progress if progress is None else progress   # e.g. the image cache's build bar
+    df, classes, n_in = split.table, split.classes, split.n_in
     dls = build_input(cfg, df, classes, n_in, device, progress=progress)   # data.cache / data.gpu_decode / plain fastai
     model = build_model(cfg.model.arch, n_in, len(classes), cfg.model.pretrained if pretrained else False, size=cfg.data.size)
     train_counts = df[df.split == 'train'].label.value_counts().reindex(classes, fill_value=0).tolist()
@@ -202,26 +203,67 @@ class SaveBestModel(SaveModelCallback):
         tmp = self.learn.save(f'{name}.tmp', with_opt=self.with_opt)   # None on the processes that do not save (rank > 0)
         self.last_saved_path = tmp and Path(tmp).replace(Path(tmp).with_name(f'{name}.pth'))
 
-def _scan_cache(d) -> ScanCache | None:
-    "With `data.cache=disk`, the bad-file scan's verdicts live next to the image cache and later runs reuse them."
-    return ScanCache(default_cache_dir(d.cache_dir)/'scan.sqlite') if d.cache == 'disk' else None
+def fit_phases(learn, cfg: Config, start_phase: int = 0, progress: bool = True):
+    "Fit `learn` as `cfg` says (frozen then unfrozen phases), from `start_phase`; without `progress`, no bar and no table."
+    if progress: return _fit_phases(learn, cfg, start_phase)
+    with learn.no_bar(), learn.no_logging(): _fit_phases(learn, cfg, start_phase)
 
-def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool = False, cbs=(), overwrite: bool = False) -> RunResult:
+def finish_run(learn, cfg: Config, split: Split, rd: RunDir | None = None, progress: bool = True) -> dict:
+    """Validation metrics of the trained `learn`; with a run dir `rd` (the main process), also `metrics.json`, the
+    plots and the model folder (weights + the sidecar that `evaluate`, `export` and `serve` read)."""
+    probs, targs = predict(learn.model, learn.dls.valid.new(shuffle=False, drop_last=False), progress)
+    metrics = compute_metrics(targs, probs, split.classes)
+    if rd is None: return metrics
+    if learn.oom_events: rd.update_run(oom_recoveries=learn.oom_events)
+    rd.write_json('metrics.json', metrics)
+    plot_history(pd.read_csv(rd/'history.csv'), rd/'plots')
+    plot_confusion(metrics['confusion_matrix'], split.classes, rd/'plots'/'confusion_matrix.png', title='Confusion matrix (validation)')
+    mean, std = norm_stats(split.n_in)
+    save_model(learn.model, rd/'model', dict(arch=cfg.model.arch, n_in=split.n_in, classes=split.classes, size=cfg.data.size,
+               mean=mean, std=std, resize='squish', data_version=split.version, medtrain=medtrain.__version__,
+               dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame,
+               pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None))
+    return metrics
+
+def _resume_state(run_dir):
+    "The run to continue: its own config, `run.json` and last checkpoint (refused when it cannot be resumed as is)."
+    if run_dir is None or not (Path(run_dir)/'config.yaml').exists(): raise MedtrainError(f"--resume {run_dir}: not a run dir (no config.yaml)")
+    info = json.loads((Path(run_dir)/'run.json').read_text()) if (Path(run_dir)/'run.json').exists() else {}
+    if info.get('status') == 'finished': raise MedtrainError(f"--resume {run_dir}: this run already finished")
+    ckpt = load_checkpoint(Path(run_dir)/'checkpoints'/'last.pt')
+    was, now = info.get('processes', 1), num_distrib() or 1
+    if ckpt['batches'] and was != now:   # each process has its own part of the epoch: replaying it needs the same split
+        raise MedtrainError(f"--resume {run_dir}: the checkpoint is {ckpt['batches']} batches into an epoch of a {was}-process run; "
+                            f"resume it with --num-processes {was}" + (f" (this is {now})" if now > 1 else ""))
+    return load_config(Path(run_dir)/'config.yaml', environ={}), info, ckpt
+
+def _run_split(cfg: Config, rd: RunDir, split: Split | None, info: dict | None, progress: bool, main: bool) -> Split:
+    "The run's data: read back from its `splits.csv` (resume; the data must not have changed), given, or prepared here."
+    if info is not None:
+        split = read_split(rd.path, cfg.model.n_in)   # every file hashed again: a file changed since the start is caught
+        if split.version != info.get('data_version'):
+            raise MedtrainError(f"--resume: the data changed since the run started (version {info.get('data_version')} → {split.version})")
+    elif split is None:
+        with main_process_first():   # rank 0 generates/unpacks data once; the others then read it
+            split = prepare_data(cfg.data, rd.path, cfg.model.n_in, progress, write=main)
+    elif main: split.write(rd.path)
+    counts = split.table.split.value_counts()
+    _say(progress, f"data: {len(split.table)} images, {len(split.classes)} classes, train/valid/test = "
+         f"{counts.get('train', 0)}/{counts.get('valid', 0)}/{counts.get('test', 0)}, version {split.version}")
+    return split
+
+def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool = False, cbs=(), overwrite: bool = False,
+          split: Split | None = None) -> RunResult:
     """Train a classifier as configured by `cfg`; everything it produces goes into the run dir.
     With `resume=True`, continue the run in `run_dir` from its last checkpoint (its own `config.yaml` is used).
     A `run_dir` that holds another run is refused unless `overwrite=True` (see `prepare_run_dir`).
+    `split`: data already prepared (`prepare_data`, a fold of `fold_splits`); None = `prepare_data(cfg.data)` here.
     `cbs`: extra fastai callbacks for this call only (e.g. a hyperparameter search's pruning callback)."""
     if resume and overwrite: raise ConfigError("--resume continues a run and --overwrite starts one over: choose one")
-    if resume:
-        if run_dir is None or not (Path(run_dir)/'config.yaml').exists(): raise MedtrainError(f"--resume {run_dir}: not a run dir (no config.yaml)")
-        info = json.loads((Path(run_dir)/'run.json').read_text()) if (Path(run_dir)/'run.json').exists() else {}
-        if info.get('status') == 'finished': raise MedtrainError(f"--resume {run_dir}: this run already finished")
-        ckpt = load_checkpoint(Path(run_dir)/'checkpoints'/'last.pt')
-        was, now = info.get('processes', 1), num_distrib() or 1
-        if ckpt['batches'] and was != now:   # each process has its own part of the epoch: replaying it needs the same split
-            raise MedtrainError(f"--resume {run_dir}: the checkpoint is {ckpt['batches']} batches into an epoch of a {was}-process run; "
-                                f"resume it with --num-processes {was}" + (f" (this is {now})" if now > 1 else ""))
-        cfg = load_config(Path(run_dir)/'config.yaml', environ={})
+    if resume and split is not None: raise ConfigError("--resume continues on the run's own splits.csv: give no split")
+    info, ckpt = None, None
+    if resume: cfg, info, ckpt = _resume_state(run_dir)
+    elif split is None: SOURCES.get(cfg.data.source)   # a wrong data.source fails before a run dir exists
     progress = cfg.train.progress if progress is None else progress
     device = get_device(cfg.train.device)
     cbs_precision = precision_callbacks(cfg.train.precision, device)
@@ -243,70 +285,23 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
                                        command=' '.join(sys.argv), **environment_info()))   # a new run's record: nothing merged in
     cbs_track = tracking_callbacks(cfg.tracking, rd.path, cfg.model_dump(mode='json')) if main else []   # never raises
     try:
-        if resume: df = pd.read_csv(rd/'splits.csv', dtype={'label': str, 'patient_id': str})
-        else:
-            with main_process_first():   # rank 0 generates/unpacks data once; the others then read it
-                df, bad = apply_bad_file_policy(load_source(cfg.data, progress), cfg.data.bad_files, rd/'bad_files.csv' if main else None,
-                                                cfg.data.max_pixels, cfg.model.n_in, progress, cache=_scan_cache(cfg.data))
-                if len(bad): _say(progress, f"skipped {len(bad)} bad image(s) ({', '.join(f'{n} {p}' for p, n in bad.problem.value_counts().items())}): see {rd/'bad_files.csv'}")
-                df = assign_splits(df, cfg.data.valid_pct, cfg.data.test_pct, cfg.data.seed)
-                df, dups = drop_cross_split_duplicates(df, cfg.data.duplicates)   # exact copies leave the later split
-                if len(dups) and main:
-                    dups[['path', 'label', 'split', 'sha256', 'kept_path', 'kept_split']].to_csv(rd/'duplicates.csv', index=False)
-                    where = ', '.join(f'{n} {s}' for s, n in dups.split.value_counts().items())
-                    print(f"dropped {len(dups)} exact copies of earlier-split images from the later split ({where}): see {rd/'duplicates.csv'} "
-                          "(data.duplicates=fail stops instead)", file=sys.stderr, flush=True)
-                for lbl, where in split_only_labels(df).items(): _say(progress, f"warning: label {lbl!r} appears only in the {where} split")
-            if main:
-                df.to_csv(rd/'splits.csv', index=False)
-                df[df.split == 'test'].to_csv(rd/'test.csv', index=False)
-        classes = sorted(df.label.unique())
-        n_in = cfg.model.n_in or detect_n_in(df.path)
-        # SHA-256 of every file: the version and the duplicate-leak check. A new run reuses the scan's hashes (one read of
-        # each file, not two; none for a file the scan cache vouches for); a resumed run hashes again, so a file changed
-        # since the start is caught below
-        manifest = build_manifest(df, progress=False, fresh_hashes=not resume)
-        check_duplicates(manifest)
-        version = manifest_version(manifest)
-        if main and not resume: write_manifest(manifest, rd/'manifest.csv')
-        if resume and version != info.get('data_version'):
-            raise MedtrainError(f"--resume: the data changed since the run started (version {info.get('data_version')} → {version})")
-        counts = df.split.value_counts()
-        _say(progress, f"data: {len(df)} images, {len(classes)} classes, train/valid/test = "
-             f"{counts.get('train', 0)}/{counts.get('valid', 0)}/{counts.get('test', 0)}, version {version}")
-        if main: rd.update_run(data_version=version, classes=classes, n_images=len(df), processes=num_distrib() or 1,
-                               **({} if resume else {'duplicates_dropped': len(dups)}))
-        learn = build_learner(cfg, df, classes, n_in, device, rd.path, pretrained=not resume, progress=progress,
+        split = _run_split(cfg, rd, split, info, progress, main)
+        if main: rd.update_run(data_version=split.version, classes=split.classes, n_images=len(split.table), processes=num_distrib() or 1,
+                               **({} if resume else {'duplicates_dropped': len(split.duplicates)}))
+        learn = build_learner(cfg, split, device, rd.path, pretrained=not resume, progress=progress,
                               cbs=[HistoryCSV('history.csv'), SaveBestModel(monitor='valid_loss', fname='best', verbose=progress),
                                    TrainCheckpoint('last', cfg.train.checkpoint_every)] + cbs_precision + cbs_distrib + cbs_track + list(cbs))
         if not main: learn.remove_cb(ProgressCallback)
-        dls, model = learn.dls, learn.model
         start_phase = 0
         if resume:
-            model.load_state_dict(ckpt['model'])
+            learn.model.load_state_dict(ckpt['model'])
             learn.resume_state, start_phase = ckpt, ckpt.get('phase', 0)
-        _say(progress, f"training {cfg.model.arch} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) "
-             f"for {cfg.train.freeze_epochs} frozen + {cfg.train.epochs} epochs on {device}, run dir {rd.path}"
-             if cfg.train.freeze_epochs else
-             f"training {cfg.model.arch} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) "
-             f"for {cfg.train.epochs} epochs on {device}, run dir {rd.path}")
-        if progress: _fit_phases(learn, cfg, start_phase)
-        else:
-            with learn.no_bar(), learn.no_logging(): _fit_phases(learn, cfg, start_phase)
+        n_params = sum(p.numel() for p in learn.model.parameters()) / 1e6
+        epochs = f"{cfg.train.freeze_epochs} frozen + {cfg.train.epochs}" if cfg.train.freeze_epochs else f"{cfg.train.epochs}"
+        _say(progress, f"training {cfg.model.arch} ({n_params:.1f}M params) for {epochs} epochs on {device}, run dir {rd.path}")
+        fit_phases(learn, cfg, start_phase, progress)
         learn.remove_cbs(cbs_precision + cbs_distrib + cbs_track + list(cbs))   # evaluate and save in float32, in one process
-        probs, targs = predict(learn.model, dls.valid.new(shuffle=False, drop_last=False), progress)
-        metrics = compute_metrics(targs, probs, classes)
-        if main:
-            if learn.oom_events: rd.update_run(oom_recoveries=learn.oom_events)
-            rd.write_json('metrics.json', metrics)
-            history = pd.read_csv(rd/'history.csv')
-            plot_history(history, rd/'plots')
-            plot_confusion(metrics['confusion_matrix'], classes, rd/'plots'/'confusion_matrix.png', title='Confusion matrix (validation)')
-            mean, std = norm_stats(n_in)
-            save_model(learn.model, rd/'model', dict(arch=cfg.model.arch, n_in=n_in, classes=classes, size=cfg.data.size,
-                       mean=mean, std=std, resize='squish', data_version=version, medtrain=medtrain.__version__,
-                       dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame,
-                       pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None))
+        metrics = finish_run(learn, cfg, split, rd if main else None, progress)
     except BaseException as e:
         finish_tracking(cbs_track, failed=True)
         if main:
@@ -316,25 +311,24 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         raise
     finish_tracking(cbs_track, metrics)
     if main:
-        rd.update_run(status='finished', duration_s=round(time.time() - start, 2), epochs=len(history),
+        rd.update_run(status='finished', duration_s=round(time.time() - start, 2), epochs=len(pd.read_csv(rd/'history.csv')),
                       **({'tracking_error': cbs_track[0].failed} if cbs_track and cbs_track[0].failed else {}))
         _index(rd)
     _say(progress, f"validation: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
          f"macro-F1 {metrics['macro_f1']:.3f} ({time.time() - start:.1f}s) → {rd.path}")
     return RunResult(rd, metrics, learn)
 
+
 # %% ../nbs/06_train.ipynb #3a70cd3a
-def lr_find(cfg: Config, out, progress: bool | None = None) -> dict:
-    "Learning-rate range test for `cfg`; writes `lr_find.png` and `lr_find.json` into `out`."
+def lr_find(cfg: Config, out, progress: bool | None = None, split: Split | None = None) -> dict:
+    "Learning-rate range test for `cfg` on `split` (None = `prepare_data(cfg.data)`, as `train`); writes `lr_find.png` and `lr_find.json` into `out`."
     import matplotlib.pyplot as plt
     from fastai.callback.schedule import lr_find as _patch_lr_find, valley, slide, steep   # noqa: F401 (patches Learner.lr_find)
     progress = cfg.train.progress if progress is None else progress
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     device = get_device(cfg.train.device)
-    df = assign_splits(load_source(cfg.data, progress), cfg.data.valid_pct, cfg.data.test_pct, cfg.data.seed)
-    classes = sorted(df.label.unique())
-    learn = build_learner(cfg, df, classes, cfg.model.n_in or detect_n_in(df.path), device, out,
-                          cbs=precision_callbacks(cfg.train.precision, device), progress=progress)
+    split = split or prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows, scan and split `train` uses
+    learn = build_learner(cfg, split, device, out, cbs=precision_callbacks(cfg.train.precision, device), progress=progress)
     learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('EarlyStoppingCallback', 'ProgressiveResize', 'EMA')])
     if progress: res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
     else:

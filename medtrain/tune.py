@@ -14,7 +14,9 @@ from fastai.learner import Recorder
 from pydantic import ValidationError
 
 from .config import Config, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted
-from .data import load_source, assign_splits, assign_folds, test_dl, detect_n_in
+from .data import SOURCES, test_dl
+from .prepare import Split, prepare_data, fold_splits
+from .train import train
 from .evaluate import predict, compute_metrics, bootstrap_ci, HEADLINE
 from .runs import record_run
 
@@ -38,8 +40,8 @@ def on_table(cfg: Config, table: pd.DataFrame, manifest) -> Config:
     return with_values(cfg, {'data.source': 'csv', 'data.path': str(manifest.resolve())}, 'data')
 
 def split_table(cfg: Config, progress: bool = True) -> pd.DataFrame:
-    "The run's split table: the same train/valid/test assignment `train(cfg)` would make."
-    return assign_splits(load_source(cfg.data, progress), cfg.data.valid_pct, cfg.data.test_pct, cfg.data.seed)
+    "The run's split table: the same rows (bad files skipped) and train/valid/test assignment `train(cfg)` makes."
+    return prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress).table
 
 # %% ../nbs/08_tune.ipynb #c349e241
 METRIC_COLS = ['accuracy', 'balanced_accuracy', 'macro_f1', 'roc_auc', 'ece']
@@ -54,22 +56,22 @@ def _prob_frame(rows, probs, classes, **extra):
 
 def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: bool | None = None) -> dict:
     "k-fold cross-validation of `cfg` into the folder `out`; returns the per-fold table, the summary and (with `ensemble`) test metrics."
-    from medtrain.train import train
     if folds < 2: raise ConfigError(f"--folds: k must be at least 2, got {folds}")
+    SOURCES.get(cfg.data.source)   # a wrong data.source fails before the output folder exists
     progress = cfg.train.progress if progress is None else progress
     out = Path(out or Path(cfg.tracking.runs_dir)/f"cv-{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.arch}")
     out.mkdir(parents=True, exist_ok=True)
-    table = assign_folds(split_table(cfg, progress), folds, cfg.data.seed)
+    split = prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows and test split `train(cfg)` would have
+    table, parts = fold_splits(split, folds, cfg.data.seed)
     table.to_csv(out/'folds.csv', index=False)
-    classes = sorted(table.label.unique())
-    n_in = cfg.model.n_in or detect_n_in(table.path)
-    pool, test = table[table.fold >= 0], table[table.fold < 0].reset_index(drop=True)
+    classes, n_in = split.classes, split.n_in
+    test = table[table.fold < 0].reset_index(drop=True)
     save_config(cfg, out/'config.yaml')
     rows, oof, test_probs = [], [], []
-    for i in range(folds):
-        part = pool.assign(split=np.where(pool.fold == i, 'valid', 'train'))   # the test rows are not in the manifest at all
+    for i, fold in enumerate(parts):
+        part = fold.table   # the test rows are not in a fold's Split at all
         if progress: print(f"fold {i + 1}/{folds}: train {int((part.split == 'train').sum())}, valid {int((part.split == 'valid').sum())}", flush=True)
-        res = train(on_table(cfg, part, out/'manifests'/f'fold{i}.csv'), out/f'fold{i}', progress)
+        res = train(cfg, out/f'fold{i}', progress, split=fold)
         valid = part[part.split == 'valid'].reset_index(drop=True)
         probs = _predict_rows(res.learn.model, valid, classes, cfg, n_in)
         oof.append(_prob_frame(valid, probs, classes, fold=i))
@@ -212,15 +214,15 @@ def tune(cfg: Config, space, trials: int = 20, search: str = 'tpe', out=None, st
          metric: str = 'macro_f1', grid_points: int = 3, seed: int = 0, progress: bool | None = None):
     "Optuna search over `space` for `cfg` (train/valid rows only); writes `OUT/best.yaml`, `OUT/trials.csv`; returns the study."
     import optuna, sqlalchemy.exc
-    from medtrain.train import train
     if metric not in TUNE_METRICS: raise ConfigError(f"--metric: {metric!r} is not per-epoch; choose {', '.join(TUNE_METRICS)}")
     if trials < 1: raise ConfigError("--trials: at least 1")
     space = read_space(space)
+    SOURCES.get(cfg.data.source)   # a wrong data.source fails before the output folder exists
     progress = cfg.train.progress if progress is None else progress
     out = Path(out or Path(cfg.tracking.runs_dir)/f"tune-{datetime.now():%Y%m%d-%H%M%S}"); out.mkdir(parents=True, exist_ok=True)
-    table = split_table(cfg, progress)
-    work = table[table.split != 'test'].reset_index(drop=True)   # what the trials may see: never the test rows
-    base = on_table(cfg, work, out/'trainval.csv')
+    split = prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows and test split `train(cfg)` would have
+    work = split.subset(split.table[split.table.split != 'test'])   # what the trials may see: never the test rows
+    work.table.to_csv(out/'trainval.csv', index=False)   # for the record: the rows every trial trained and validated on
     save_config(cfg, out/'base.yaml'); (out/'space.yaml').write_text(yaml.safe_dump(space, sort_keys=False))
     storage = storage or f"sqlite:///{(out/'study.db').resolve()}"
     if not progress: optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -234,7 +236,7 @@ def tune(cfg: Config, space, trials: int = 20, search: str = 'tpe', out=None, st
         vals = _suggest(trial, space)
         run_dir = out/'trials'/f"trial-{trial.number:03d}"
         trial.set_user_attr('run_dir', str(run_dir))
-        try: res = train(with_values(base, _expand(vals)), run_dir, progress, cbs=[OptunaPruning(trial, metric)])
+        try: res = train(with_values(cfg, _expand(vals)), run_dir, progress, cbs=[OptunaPruning(trial, metric)], split=work)
         except optuna.TrialPruned:
             info = json.loads((run_dir/'run.json').read_text())
             (run_dir/'run.json').write_text(json.dumps({**info, 'status': 'pruned', 'error': None, 'traceback': None}, indent=1))

@@ -43,3 +43,6 @@ def medtrain_inproc(*args, check=False):
     r = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
     if check and code: raise AssertionError(f"medtrain {' '.join(map(str, args))} exited {code}\n{r.stdout}\n{r.stderr}")
     return r
+
+@pytest.fixture
+def cli_inproc(): return medtrain_inproc

@@ -135,3 +135,10 @@ def test_regenerating_synthetic_data_never_deletes_user_files(tmp_path):
     r = cli('data', 'synth', '--out', tmp_path/'syn', '--seed', 1, *small, check=True)   # only generated files: regenerated
     assert pd.read_csv(tmp_path/'syn'/'manifest.csv').path.tolist() == [f'images/{i:06d}.png' for i in range(30)]
     assert json.loads((tmp_path/'syn'/'synthetic.json').read_text())['seed'] == 1 and not (tmp_path/'syn.partial').exists()
+
+def test_data_defaults_are_written_once():
+    "The decompression-bomb limit (PIL's 89 478 485 pixels) is one constant, not a number re-typed in the scan and the CLI."
+    import re
+    from pathlib import Path
+    src = ''.join(p.read_text() for p in (Path(__file__).parents[1]/'medtrain').glob('*.py') if p.name != '_modidx.py')
+    assert len(re.findall(r'89_?478_?485', src)) == 1

@@ -156,3 +156,41 @@ def test_suspects_cli_on_a_run(cli, tmp_path):
     assert set(sus.path) <= set(valid.path) and (sus.given != sus.suggested).all()
     assert sus.p_given.is_monotonic_increasing and (len(sus) == 0 or (tmp_path/'run'/'suspects.png').exists())
     assert cli('data', 'suspects', tmp_path/'nope', '--quiet').returncode == 1
+
+def test_every_command_gets_the_same_split_and_skips_a_corrupt_file(tmp_path, monkeypatch):
+    "`train`, `lr-find`, `cv`, `tune` and `data manifest` see the same rows in the same splits; a truncated PNG is left out by all."
+    from pathlib import Path
+    import medtrain.train as mt, medtrain.tune as mtune
+    from medtrain.config import MedtrainError, load_config
+    from medtrain.manifest import read_manifest
+    from medtrain.prepare import prepare_data
+    df = make_synthetic(tmp_path/'syn', SyntheticConfig(n_images=80, image_size=24, n_classes=3, majority=0.4), seed=0, progress=False)
+    broken = str(Path(df.path[3]).resolve()); Path(broken).write_bytes(Path(broken).read_bytes()[:60])
+    sets = ['data.source=csv', f"data.path={tmp_path/'syn'/'manifest.csv'}", 'data.size=24', 'train.bs=16', 'train.epochs=1',
+            'train.device=cpu', 'model.arch=medcnn_small', 'data.valid_pct=0.2', 'data.test_pct=0.25', 'data.seed=7']
+    args = [a for kv in sets for a in ('--set', kv)]
+    def pairs(t, splits=('train', 'valid', 'test')): return sorted((str(Path(p).resolve()), s) for p, s in zip(t.path, t.split) if s in splits)
+    want = pairs(prepare_data(load_config(overrides=sets, environ={}).data, progress=False).table)
+    assert broken not in {p for p, _ in want} and {s for _, s in want} == {'train', 'valid', 'test'}
+
+    cli_inproc('train', *args, '--run-dir', tmp_path/'run', '--quiet', check=True)
+    assert pairs(pd.read_csv(tmp_path/'run'/'splits.csv')) == want
+    assert list(pd.read_csv(tmp_path/'run'/'bad_files.csv').path.map(lambda p: str(Path(p).resolve()))) == [broken]
+
+    cli_inproc('data', 'manifest', tmp_path/'syn'/'manifest.csv', '--out', tmp_path/'m.csv', '--valid-pct', 0.2, '--test-pct', 0.25, '--seed', 7, '-q', check=True)
+    assert pairs(read_manifest(tmp_path/'m.csv')) == want
+
+    class Seen(MedtrainError): pass   # stop each command once it has handed its data to training
+    seen = {}
+    def spy_learner(cfg, split, *a, **k): seen['lr-find'] = split.table; raise Seen('spied')
+    def spy_train(cfg, run_dir, *a, split, **k): seen.setdefault(run_dir.parent.name, split.table); raise Seen('spied')
+    monkeypatch.setattr(mt, 'build_learner', spy_learner)
+    monkeypatch.setattr(mtune, 'train', spy_train)
+    assert cli_inproc('lr-find', *args, '--out', tmp_path/'lrf').returncode == 1
+    assert pairs(seen['lr-find']) == want
+    assert cli_inproc('cv', *args, '--folds', 2, '--out', tmp_path/'cv').returncode == 1
+    assert pairs(pd.read_csv(tmp_path/'cv'/'folds.csv')) == want
+    assert sorted(str(Path(p).resolve()) for p in seen['cv'].path) == [p for p, _ in pairs(pd.DataFrame(want, columns=['path', 'split']), ('train', 'valid'))]
+    (tmp_path/'space.yaml').write_text('train.lr: [0.001]\n')
+    assert cli_inproc('tune', *args, '--space', tmp_path/'space.yaml', '--trials', 1, '--out', tmp_path/'tune').returncode == 1
+    assert pairs(seen['trials']) == pairs(pd.DataFrame(want, columns=['path', 'split']), ('train', 'valid'))
