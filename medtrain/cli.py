@@ -18,7 +18,9 @@ def _registry(args):
     return Registry(args.registry)
 
 def _reg_register(args):
-    row = _registry(args).register(args.run_dir, args.name, parent=args.parent, description=args.description or '',
+    from medtrain.registry import Registry
+    from medtrain.monitor import write_reference   # the registry runs it as a hook: it does not import monitoring itself
+    row = Registry(args.registry, on_register=[write_reference]).register(args.run_dir, args.name, parent=args.parent, description=args.description or '',
                                    reference=not args.no_reference)
     print(f"registered {row['name']}@v{row['version']} (stage {row['stage']}) → {row['path']}")
 
@@ -59,7 +61,10 @@ def _serve(args):
     if args.cors_origins: given['cors_origins'] = tuple(o.strip() for o in args.cors_origins.split(',') if o.strip())
     try: limits = ServeConfig(**given)
     except ValidationError as e: raise ConfigError(explain(e, ServeConfig).replace('\n', '; ')) from None
-    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level)
+    mount_demo = None
+    if limits.demo:   # serving does not import the demo: it is handed the demo's mount function
+        from medtrain.demo import mount_demo
+    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=mount_demo)
 
 def _predict(args):
     from medtrain.predict import predict_files
@@ -80,6 +85,8 @@ def _monitor(args):
 
 def _add_serving_commands(sub):
     "The registry, export, serve, predict and monitor subcommands."
+    from medtrain.bundle import BACKENDS      # light modules: the choices are the registered names, so a new one needs no edit here
+    from medtrain.export import EXPORTERS
     def registry_arg(p): p.add_argument('--registry', type=Path, help="registry folder (default: $MEDTRAIN_REGISTRY or ./registry)")
     r = sub.add_parser('registry', help="model registry: register, promote, rollback, list, show").add_subparsers(dest='registry_command', metavar='REGISTRY_COMMAND', required=True)
     a = r.add_parser('register', help="register the model of a run dir as the next version of NAME")
@@ -99,7 +106,7 @@ def _add_serving_commands(sub):
     x = sub.add_parser('export', help="export a model to ONNX or TorchScript, with a parity check",
                        description="Export a model; fails (and writes nothing) when the export does not reproduce the PyTorch model.")
     x.add_argument('model', metavar='MODEL', help="model folder, run dir, or registry reference NAME@production")
-    x.add_argument('--format', default='onnx', choices=['onnx', 'torchscript'])
+    x.add_argument('--format', default='onnx', choices=EXPORTERS.names())
     x.add_argument('--out', type=Path, help="output folder (default: the model folder, recorded in its model.json)")
     x.add_argument('--onnx-exporter', default='dynamo', choices=['dynamo', 'legacy'], help="torch.export-based (default) or the legacy tracer")
     x.add_argument('--tol', type=float, default=1e-4, help="max abs difference of probabilities allowed (default 1e-4)")
@@ -110,7 +117,7 @@ def _add_serving_commands(sub):
     v.add_argument('--model-path', '--model', required=True, help="model folder, run dir, or registry reference NAME@production")
     v.add_argument('--host', default='127.0.0.1', help="interface to listen on (0.0.0.0 in a container)")
     v.add_argument('--port', type=int, default=8000)
-    v.add_argument('--backend', default='onnx', choices=['onnx', 'torch'], help="onnxruntime (default; a missing model.onnx is exported into the cache) or PyTorch")
+    v.add_argument('--backend', default='onnx', choices=BACKENDS.names(), help="onnxruntime (default; a missing model.onnx is exported into the cache) or PyTorch")
     from medtrain.config import ServeConfig
     for name, typ in (('max_upload_bytes', int), ('max_batch_bytes', int), ('max_batch_files', int), ('max_pixels', int), ('allowed_types', str),
                       ('max_concurrent_decodes', int), ('limit_concurrency', int), ('timeout_keep_alive_s', int), ('header_timeout_s', float),
@@ -127,7 +134,7 @@ def _add_serving_commands(sub):
     b.add_argument('--model', '--model-path', required=True, help="model folder, run dir, or registry reference NAME@production")
     b.add_argument('--input', required=True, type=Path, help="folder of images, CSV with a path column, .tar shard or folder of shards")
     b.add_argument('--output', required=True, type=Path, help="predictions CSV (bad files go to OUTPUT.errors.csv)")
-    b.add_argument('--bs', type=int, default=32); b.add_argument('--backend', default='onnx', choices=['onnx', 'torch'])
+    b.add_argument('--bs', type=int, default=32); b.add_argument('--backend', default='onnx', choices=BACKENDS.names())
     b.add_argument('--quiet', '-q', action='store_true'); registry_arg(b); b.set_defaults(func=_predict)
     from medtrain.monitor import DRIFT_EXIT_CODE, MIN_WINDOW
     m = sub.add_parser('monitor', help=f"drift report: new images against the model's registration reference (exit {DRIFT_EXIT_CODE} on drift)",
@@ -138,7 +145,7 @@ def _add_serving_commands(sub):
     m.add_argument('--model', '--model-path', required=True, help="a registered model, e.g. NAME@production")
     m.add_argument('--input', required=True, type=Path, help="folder, CSV or shards of recent images")
     m.add_argument('--out', type=Path, default=Path('drift'), help="where drift.json, drift.png and report.html go")
-    m.add_argument('--n', type=int, default=512, help="at most this many images"); m.add_argument('--backend', default='onnx', choices=['onnx', 'torch'])
+    m.add_argument('--n', type=int, default=512, help="at most this many images"); m.add_argument('--backend', default='onnx', choices=BACKENDS.names())
     m.add_argument('--quiet', '-q', action='store_true'); registry_arg(m); m.set_defaults(func=_monitor)
 
 # %% ../nbs/12_cli.ipynb #9adb2346

@@ -16,6 +16,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, 
                              precision_recall_fscore_support, average_precision_score, roc_curve, precision_recall_curve)
 
 import torch.nn.functional as F
+import medtrain
 from .config import DataConfig, ConfigError, DataError, MedtrainError, progress_iter
 from .data import load_source, test_dl, open_image
 from .models import load_model
@@ -366,7 +367,6 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
 # %% ../nbs/07_evaluate.ipynb #e88f1265
 def report_notebook(name: str = 'evaluate.ipynb') -> Path:
     "`nbs/NAME` of the source tree this medtrain is imported from, else the copy installed with the package (`share/medtrain/NAME`)."
-    import medtrain
     from importlib.metadata import distribution, PackageNotFoundError
     src = Path(medtrain.__file__).resolve().parents[1]/'nbs'/name
     if src.exists(): return src

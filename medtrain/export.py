@@ -4,35 +4,21 @@
 
 # %% ../nbs/10_export.ipynb #7de15e6c
 from __future__ import annotations
-import json, tempfile, time, warnings
+import json, shutil, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .config import MedtrainError
-from .data import open_image
+from .config import MedtrainError, Choices, SyntheticConfig
+from .bundle import (preprocess, load_input, softmax, resolve_model, load_torch_model, model_hash, ONNX_FILE, TORCHSCRIPT_FILE,
+                             load_predictor as _load_predictor)
 
 # %% auto #0
-__all__ = ['EXPORTERS', 'ONNX_FILE', 'TORCHSCRIPT_FILE', 'preprocess', 'load_input', 'softmax', 'ExportError', 'sample_images',
-           'parity_inputs', 'register_exporter', 'export_onnx', 'export_torchscript', 'parity', 'export_model',
-           'export']
+__all__ = ['EXPORTERS', 'ExportError', 'sample_images', 'parity_inputs', 'register_exporter', 'export_onnx', 'export_torchscript',
+           'parity', 'export_model', 'export', 'onnx_folder', 'load_predictor']
 
 # %% ../nbs/10_export.ipynb #8f58eeca
-def preprocess(img: Image.Image, size: int, mean, std) -> np.ndarray:
-    "A decoded image (`L`/`RGB`) as the model input: squish-resize, 0–1, normalise, channels first (float32 C×H×W)."
-    if img.size != (size, size): img = img.resize((size, size), Image.BILINEAR)   # fastai Resize(method=Squish) on PIL
-    a = np.asarray(img, dtype=np.float32) / np.float32(255)
-    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-    return (a - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
-
-def load_input(src, meta: dict) -> np.ndarray:
-    "Decode `src` (path or file object) with `open_image` and `preprocess` it as the sidecar `meta` says."
-    return preprocess(open_image(src, meta['n_in'], meta.get('dicom_window'), meta.get('dicom_frame', 0)), meta['size'], meta['mean'], meta['std'])
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+# `preprocess`, `load_input` and `softmax` live in the model bundle (`medtrain.bundle`); imported above and still importable from here
 
 # %% ../nbs/10_export.ipynb #bc4d91d5
 class ExportError(MedtrainError):
@@ -53,8 +39,7 @@ def sample_images(model_dir, meta: dict, n: int = 8, work=None) -> list:
         if t.exists():
             paths = [p for p in pd.read_csv(t).path if Path(p).exists()][:n]
             if paths: return paths
-    from medtrain.data import make_synthetic
-    from medtrain.config import SyntheticConfig
+    from medtrain.data import make_synthetic   # fastai comes with it: only when the run is gone (export stays light for the CLI)
     df = make_synthetic(work or tempfile.mkdtemp(prefix='medtrain-parity-'), SyntheticConfig(n_images=max(n, 10), n_classes=2,
                         image_size=meta['size']), progress=False)
     return list(df.path[:n])
@@ -67,16 +52,16 @@ def parity_inputs(meta: dict, images=(), seed: int = 0) -> dict:
     return dict(out, random_5=rng.standard_normal((5, *shape), dtype=np.float32), random_1=rng.standard_normal((1, *shape), dtype=np.float32))
 
 # %% ../nbs/10_export.ipynb #d884cf37
-EXPORTERS = {}
+EXPORTERS = Choices('export format', '--format')
 
-def register_exporter(name):
-    "Decorator: register `f(model, example, path, **kw) -> runner` as export format `name`."
-    def _inner(f): EXPORTERS[name] = f; return f
+def register_exporter(name: str, file: str | None = None):
+    "Decorator: register `f(model, example, path, **kw) -> runner` as export format `name`, writing `file` (default `model.NAME`)."
+    def _inner(f):
+        f.export_file = file or f'model.{name}'
+        return EXPORTERS.register(name, f)
     return _inner
 
-ONNX_FILE, TORCHSCRIPT_FILE = 'model.onnx', 'model.torchscript.pt'
-
-@register_exporter('onnx')
+@register_exporter('onnx', ONNX_FILE)
 def export_onnx(model, example, path, exporter: str = 'dynamo', opset: int = 18):
     "ONNX with a dynamic batch axis (input `input` N×C×H×W float32, output `logits`)."
     import torch, onnxruntime as ort
@@ -93,7 +78,7 @@ def export_onnx(model, example, path, exporter: str = 'dynamo', opset: int = 18)
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     return lambda b: sess.run(None, {'input': b})[0]
 
-@register_exporter('torchscript')
+@register_exporter('torchscript', TORCHSCRIPT_FILE)
 def export_torchscript(model, example, path):
     "TorchScript by tracing (`torch.jit.trace`), reloaded from the file for the parity check."
     import torch
@@ -123,15 +108,15 @@ def _write_meta(model_dir: Path, meta: dict):
 
 def export_model(model, meta: dict, fmt: str, out, images=(), tol: float = 1e-4, **kw) -> dict:
     "Export `model` as `fmt` into folder `out`, check parity on `images` + random inputs; returns the export record."
-    if fmt not in EXPORTERS: raise ExportError(f"--format {fmt!r}: unknown export format; use one of {', '.join(EXPORTERS)}")
+    exporter = EXPORTERS.get(fmt)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    path = out/(ONNX_FILE if fmt == 'onnx' else TORCHSCRIPT_FILE)
+    path = out/exporter.export_file
     model = model.float().cpu().eval()
     inputs = parity_inputs(meta, images)
     example = inputs.get('real', inputs['random_5'])
     if len(example) < 2: example = inputs['random_5']   # batch ≥ 2: torch.export specialises a batch of 1
     start = time.time()
-    runner = EXPORTERS[fmt](model, example, path, **kw)
+    runner = exporter(model, example, path, **kw)
     diffs = parity(_torch_runner(model), runner, inputs)
     worst = max(diffs.values())
     if not np.isfinite(worst) or worst > tol:
@@ -146,10 +131,8 @@ def export_model(model, meta: dict, fmt: str, out, images=(), tol: float = 1e-4,
 
 def export(model_ref, fmt: str = 'onnx', out=None, registry=None, tol: float = 1e-4, n_images: int = 8, **kw) -> dict:
     "Export the model at `model_ref` (folder or `NAME@stage`) and record it in its sidecar (`exports.FORMAT`)."
-    from medtrain.registry import resolve_model
-    from medtrain.models import load_model
     model_dir = resolve_model(model_ref, registry)
-    model, meta = load_model(model_dir)
+    model, meta = load_torch_model(model_dir)
     out = Path(out) if out else model_dir
     with tempfile.TemporaryDirectory(prefix='medtrain-parity-') as work:   # synthetic parity images, when the run is gone
         rec = export_model(model, meta, fmt, out, sample_images(model_dir, meta, n_images, work), tol, **kw)
@@ -157,3 +140,29 @@ def export(model_ref, fmt: str = 'onnx', out=None, registry=None, tol: float = 1
         meta.setdefault('exports', {})[fmt] = rec; _write_meta(model_dir, meta)
     else: _write_meta(out, dict(meta, exports={fmt: rec}))   # a self-contained folder: weights not needed to serve
     return dict(rec, path=out/rec['file'])
+
+# %% ../nbs/10_export.ipynb #5f27f6e9
+def onnx_folder(model_dir, cache_dir=None, digest: str | None = None) -> Path:
+    "The folder holding `model.onnx` for `model_dir`: the model's own, else a parity-checked export kept in the cache (made once)."
+    model_dir = Path(model_dir)
+    if (model_dir/ONNX_FILE).exists(): return model_dir
+    if cache_dir is None:
+        from medtrain.cache import default_cache_dir   # the cache chapter imports torch and fastai; only for this default
+        cache_dir = default_cache_dir()/'onnx'
+    key = (digest or model_hash(model_dir))[:32]
+    out = Path(cache_dir).expanduser()/key
+    if (out/ONNX_FILE).exists(): return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{key}-', dir=out.parent))   # beside `out`: the rename below is atomic
+    try:
+        print(f"{model_dir.name}: no {ONNX_FILE} in the model folder; exporting one (with parity check) into the cache {out}", flush=True)
+        export(model_dir, 'onnx', tmp)
+        try: tmp.rename(out)
+        except OSError:   # another process exported the same model meanwhile
+            if not (out/ONNX_FILE).exists(): raise MedtrainError(f"ONNX cache {out}: exists without {ONNX_FILE}; remove it") from None
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+def load_predictor(model_ref, backend: str = 'onnx', registry=None, cache_dir=None, digest: str | None = None):
+    "A predictor for `model_ref` (folder or `NAME@stage`); a missing `model.onnx` is exported into the cache (`onnx_folder`), never into the model folder."
+    return _load_predictor(model_ref, backend, registry, cache_dir=cache_dir, digest=digest, onnx_folder=onnx_folder)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MedtrainError, ConfigError, DataError
+from .config import MedtrainError, ConfigError, DataError, progress_iter
+from .bundle import resolve_model, read_meta, load_torch_model, load_input, list_inputs
+from .export import sample_images, load_predictor
 
 # %% auto #0
 __all__ = ['N_BINS', 'REFERENCE', 'MIN_WINDOW', 'ALPHA', 'DRIFT_EXIT_CODE', 'THRESHOLDS', 'P_VALUES', 'intensity_hist',
@@ -91,22 +93,20 @@ def verdict(scores: dict, tests: dict | None = None) -> dict:
 def reference_images(model_dir, run_dir=None, n: int = 256, work=None) -> list:
     "Validation images of the model's run (else its test split, else `sample_images`), at most `n`."
     import pandas as pd
-    from medtrain.export import sample_images
     if run_dir is not None and (Path(run_dir)/'splits.csv').exists():
         df = pd.read_csv(Path(run_dir)/'splits.csv')
         paths = [p for p in df[df.split == 'valid'].path if Path(p).exists()][:n]
         if paths: return paths
-    return sample_images(model_dir, json.loads((Path(model_dir)/'model.json').read_text()), n, work)
+    return sample_images(model_dir, read_meta(model_dir), n, work)
 
 def batch_logits(model, batch: np.ndarray, bs: int = 64) -> np.ndarray:
     import torch
     with torch.no_grad(): return np.concatenate([model(torch.from_numpy(batch[i:i + bs])).float().numpy() for i in range(0, len(batch), bs)])
 
 def write_reference(model_dir, run_dir=None, n: int = 256) -> dict:
-    "Compute and store `reference.json` (statistics of the run's validation images) in `model_dir`."
-    from medtrain.models import load_model
-    from medtrain.export import load_input
-    model, meta = load_model(model_dir)
+    """Compute and store `reference.json` (statistics of the run's validation images) in `model_dir`. The registry's
+    `on_register` hook: `Registry(root, on_register=[write_reference])` (what `medtrain registry register` uses)."""
+    model, meta = load_torch_model(model_dir)
     with tempfile.TemporaryDirectory(prefix='medtrain-reference-') as work:   # synthetic images, when the run is gone
         batch = np.stack([load_input(p, meta) for p in reference_images(model_dir, run_dir, n, work)])
     ref = dict(summarize(intensity_hist(batch, meta), batch_logits(model, batch), len(meta['classes'])), source=str(run_dir or 'sample'))
@@ -155,10 +155,6 @@ def _plots(ref: dict, cur: dict, classes, folder: Path) -> list:
 def monitor(model_ref, input, out, registry=None, backend: str = 'onnx', n: int = 512, progress: bool = True) -> dict:
     """Compare up to `n` images under `input` with the model's registration reference; writes `drift.json` + `report.html`
     to `out`. `result['drift']` is True when any score says drift (`medtrain monitor` then exits with `DRIFT_EXIT_CODE`)."""
-    from medtrain.registry import resolve_model
-    from medtrain.predict import list_inputs, _decode
-    from medtrain.serve import load_predictor
-    from medtrain.config import progress_iter
     if n < MIN_WINDOW: raise ConfigError(f"--n {n}: at least {MIN_WINDOW} images are needed for a meaningful drift test")
     model_dir = resolve_model(model_ref, registry)
     ref = read_reference(model_dir)
@@ -167,7 +163,7 @@ def monitor(model_ref, input, out, registry=None, backend: str = 'onnx', n: int 
     meta = predictor.meta
     xs, bad = [], 0
     for item in progress_iter(list_inputs(input)[:n], display=progress, leave=False):
-        try: xs.append(_decode(item, meta))
+        try: xs.append(load_input(item, meta))
         except Exception: bad += 1
     if len(xs) < MIN_WINDOW: raise DataError(f"--input {input}: {len(xs)} readable images ({bad} unreadable); a drift test needs at least {MIN_WINDOW}")
     batch = np.stack(xs)

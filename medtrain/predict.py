@@ -4,61 +4,28 @@
 
 # %% ../nbs/11a_predict.ipynb #56a10b7b
 from __future__ import annotations
-import csv, io, tarfile, time
+import csv, time
 from pathlib import Path
 
 import numpy as np
 
 from .config import DataError, progress_iter
-from .data import IMAGE_EXTS, open_image
-from .export import preprocess
-from .shards import shard_members, read_member
+from .bundle import list_inputs, load_input, input_extensions, softmax
+from .export import load_predictor
 
 # %% auto #0
-__all__ = ['EXTS', 'list_inputs', 'predict_files']
+__all__ = ['EXTS', 'predict_files']
 
 # %% ../nbs/11a_predict.ipynb #22e70e13
-EXTS = set(IMAGE_EXTS) | {'.dcm', '.dicom'}
-
-class _Member:
-    "One image inside a tar shard, opened lazily: `SHARD.tar::member.png`."
-    def __init__(self, shard, name): self.shard, self.name = str(shard), name
-    def __str__(self): return f"{self.shard}::{self.name}"
-    def open(self): return io.BytesIO(read_member(self.shard, self.name))   # a seek through the shard's offset table
-
-def _shard_images(shard) -> list[_Member]:
-    try: names = shard_members(shard)
-    except (tarfile.TarError, OSError) as e: raise DataError(f"--input {shard}: not a readable tar file ({e})") from None
-    return [_Member(shard, n) for n in names if Path(n).suffix.lower() in EXTS]
-
-def list_inputs(src) -> list:
-    "Everything to predict under `src`: image paths of a folder or CSV, or members of tar shards."
-    src = Path(src)
-    if not src.exists(): raise DataError(f"--input {src}: no such file or folder")
-    if src.suffix == '.csv':
-        import pandas as pd
-        df = pd.read_csv(src)
-        if 'path' not in df.columns: raise DataError(f"--input {src}: the CSV needs a 'path' column (has {', '.join(df.columns)})")
-        return [p if Path(p).is_absolute() else str(src.parent/p) for p in df.path.astype(str)]
-    shards = [src] if src.suffix == '.tar' else sorted(src.rglob('*.tar')) if src.is_dir() else []
-    if shards:
-        return [m for s in shards for m in _shard_images(s)]
-    if src.is_dir(): return [str(p) for p in sorted(src.rglob('*')) if p.is_file() and p.suffix.lower() in EXTS]
-    return [str(src)]
+EXTS = input_extensions()   # what `list_inputs` (the model bundle's) reads as an image
 
 # %% ../nbs/11a_predict.ipynb #63fdfbd7
 def _done(path) -> set:
     if not Path(path).exists(): return set()
     with open(path, newline='') as f: return {r['path'] for r in csv.DictReader(f)}
 
-def _decode(item, meta):
-    src = item.open() if isinstance(item, _Member) else item
-    return preprocess(open_image(src, meta['n_in'], meta.get('dicom_window'), meta.get('dicom_frame', 0)), meta['size'], meta['mean'], meta['std'])
-
 def predict_files(model_ref, input, output, bs: int = 32, backend: str = 'onnx', registry=None, progress: bool = True) -> dict:
     "Predict every image under `input` into CSV `output` (resumable; bad files go to `OUTPUT.errors.csv`); returns a summary."
-    from medtrain.serve import load_predictor
-    from medtrain.export import softmax
     start = time.time()
     items, output = list_inputs(input), Path(output)
     errors_path = output.with_name(output.stem + '.errors.csv')
@@ -80,7 +47,7 @@ def predict_files(model_ref, input, output, bs: int = 32, backend: str = 'onnx',
         for i in progress_iter(range(0, len(todo), bs), display=progress, leave=False):
             good, xs = [], []
             for item in todo[i:i + bs]:
-                try: xs.append(_decode(item, predictor.meta)); good.append(item)
+                try: xs.append(load_input(item, predictor.meta)); good.append(item)
                 except Exception as e:   # one bad file must not stop the job: record it and go on
                     we.writerow([str(item), str(e) if isinstance(e, DataError) else f"{item}: {type(e).__name__}: {e}"]); n_bad += 1
             if xs:

@@ -40,9 +40,10 @@ def _read_json(p):
     return json.loads(p.read_text()) if p.exists() else {}
 
 class Registry:
-    "Registered model versions under `root`: folders `NAME/vN/` plus an SQLite index."
-    def __init__(self, root=None):
+    "Registered model versions under `root`: folders `NAME/vN/` plus an SQLite index; `on_register` hooks run on each new model folder."
+    def __init__(self, root=None, on_register=()):
         self.root = Path(root) if root is not None else default_registry()
+        self.on_register = list(on_register)
 
     def _con(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -153,8 +154,7 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
         for f in (WEIGHTS, SIDECAR, 'model.onnx', 'model.torchscript.pt'):   # exports recorded in the sidecar travel with it
             if (src/f).exists(): shutil.copy2(src/f, incoming/'model'/f)
         if reference:
-            from medtrain.monitor import write_reference
-            write_reference(incoming/'model', run_dir)
+            for hook in self.on_register: hook(incoming/'model', run_dir)
         with self._con() as con:
             con.execute("BEGIN IMMEDIATE")   # two concurrent registrations get different version numbers
             version = _next_version(con, self.root/name, name)

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 from .config import MedtrainError, DataError
+from .data import test_dl, open_image
+from .models import load_model
+from .evaluate import predict
 
 # %% auto #0
 __all__ = ['find_suspects', 'plot_suspects', 'suspects']
@@ -29,7 +32,6 @@ def find_suspects(probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
 # %% ../nbs/07b_suspects.ipynb #e35a0910
 def _held_out_probs(run_dir: Path, bs: int, progress: bool):
     "(table, probs, classes): out-of-fold predictions when the run has them, else the model on its validation split."
-    from medtrain.models import load_model
     meta_classes = None
     oof = run_dir/'oof_predictions.csv'
     if oof.exists():
@@ -38,8 +40,6 @@ def _held_out_probs(run_dir: Path, bs: int, progress: bool):
         return df, df[pcols].to_numpy(), [c[2:] for c in pcols], 'out-of-fold'
     if not (run_dir/'splits.csv').exists() or not (run_dir/'model').exists():
         raise MedtrainError(f"{run_dir}: not a finished run dir (needs splits.csv and model/)")
-    from medtrain.data import test_dl
-    from medtrain.evaluate import predict
     model, meta = load_model(run_dir/'model')
     df = pd.read_csv(run_dir/'splits.csv', dtype={'label': str, 'patient_id': str})
     df = df[df.split == 'valid'].reset_index(drop=True)
@@ -54,7 +54,6 @@ def plot_suspects(table: pd.DataFrame, path, n: int = 16, n_in: int = 3):
     "A grid of the top `n` suspects: the image, its given label and what the model suggests."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from medtrain.data import open_image
     top = table.head(n)
     cols = min(4, max(1, len(top))); rows = max(1, int(np.ceil(len(top) / cols)))
     fig, axs = plt.subplots(rows, cols, figsize=(3 * cols, 3.3 * rows), squeeze=False)
