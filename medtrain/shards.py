@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from .config import DataConfig, DataError, progress_iter
-from .data import read_bytes, open_image, register_source, is_url, _tar_index
+from .data import read_bytes, open_image, register_source, is_url
+from .images import _tar_index
 
 # %% auto #0
 __all__ = ['write_shards', 'shards_source', 'iter_shards', 'shard_members', 'read_member']
