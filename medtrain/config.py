@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #dd48a749
 from __future__ import annotations
-import difflib, os, random
+import difflib, os, random, warnings
 from pathlib import Path
 from typing import Literal, Optional, Union, Any
 
@@ -35,10 +35,11 @@ class Choices:
     "A named table of pluggable choices (`what` says what they are; `key` is the config key that names one)."
     def __init__(self, what: str, key: str | None = None): self.what, self.key, self._items = what, key, {}
     def register(self, name: str, obj=None):
-        "Add `obj` under `name`; used bare as a decorator: `@REG.register('name')`. A second object for a name is an error."
+        "Add `obj` under `name`; used bare as a decorator: `@REG.register('name')`. Another object for a taken name replaces it with a warning (timm's rule)."
         def _inner(o):
-            if name in self._items and self._items[name] is not o:
-                raise ValueError(f"{self.what} {name!r} is registered twice ({self._items[name]!r} and {o!r})")
+            old = self._items.get(name)
+            if old is not None and old is not o and getattr(old, '__qualname__', None) != getattr(o, '__qualname__', 0):   # a re-run cell or a reloaded module is silent
+                warnings.warn(f"{self.what} {name!r}: {o!r} replaces {old!r}", stacklevel=2)
             self._items[name] = o; return o
         return _inner if obj is None else _inner(obj)
     def names(self) -> list[str]: return list(self._items)
