@@ -31,7 +31,7 @@ from .oom import MedLearner
 from .runs import record_run, git_commit
 from .tracking import tracking_callbacks, finish_tracking
 from .distributed import is_distributed, is_main_process, main_process_first, broadcast_object, MedDistributedTrainer
-from fastai.distributed import num_distrib
+from fastai.distributed import num_distrib, rank_distrib
 from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
@@ -200,8 +200,9 @@ class SaveBestModel(SaveModelCallback):
         if self.new_best: self._save(self.fname)
     def _save(self, name):
         "Write to `NAME.tmp.pth`, then rename: a kill during the save leaves the previous best checkpoint whole."
-        tmp = self.learn.save(f'{name}.tmp', with_opt=self.with_opt)   # None on the processes that do not save (rank > 0)
-        self.last_saved_path = tmp and Path(tmp).replace(Path(tmp).with_name(f'{name}.pth'))
+        tmp = self.learn.save(f'{name}.tmp', with_opt=self.with_opt)   # fastai writes on rank 0 only, but returns the path on every rank
+        if rank_distrib(): self.last_saved_path = Path(tmp).with_name(f'{name}.pth'); return   # rank 0 renames its own file
+        self.last_saved_path = Path(tmp).replace(Path(tmp).with_name(f'{name}.pth'))
 
 def fit_phases(learn, cfg: Config, start_phase: int = 0, progress: bool = True):
     "Fit `learn` as `cfg` says (frozen then unfrozen phases), from `start_phase`; without `progress`, no bar and no table."
