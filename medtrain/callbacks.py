@@ -14,17 +14,18 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.callback.training import GradientAccumulation, GradientClip
 from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
-from fastai.callback.schedule import ParamScheduler, SchedCos, SchedNo, combine_scheds  # also patches Learner.fit_one_cycle/fit_flat_cos
+from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, SchedNo, combine_scheds  # also patches Learner.fit_one_cycle/fit_flat_cos
 from fastai.optimizer import Adam, SGD
 from fastcore.basics import partialler
 
-from .config import Config, ConfigError, MedtrainError, import_object
+from .config import Config, Choices, ConfigError, MedtrainError, import_object
+from .losses import loss_factory
 from .augment import ProgressiveResize
 from timm.utils import ModelEmaV3
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'tiny_learner', 'TrainingDiverged', 'NanGuard', 'build_opt', 'fit', 'EMA', 'build_callbacks',
-           'GradRecorder']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'tiny_learner', 'TrainingDiverged', 'NanGuard', 'build_opt', 'register_schedule', 'fit',
+           'check_choices', 'EMA', 'build_callbacks', 'GradRecorder']
 
 # %% ../nbs/05_callbacks.ipynb #f248409a
 def tiny_learner(n: int = 64, n_classes: int = 3, n_feat: int = 8, bs: int = 16, seed: int = 0, model=None,
@@ -53,26 +54,39 @@ class NanGuard(Callback):
                                    "The best checkpoint so far is kept in the run dir's checkpoints/.")
 
 # %% ../nbs/05_callbacks.ipynb #42d3a91e
+OPTIMIZERS = Choices('optimizer', 'train.opt')
+OPTIMIZERS.register('adam', lambda wd: partialler(Adam, wd=wd, decouple_wd=False))   # wd as L2
+OPTIMIZERS.register('adamw', lambda wd: partialler(Adam, wd=wd, decouple_wd=True))   # decoupled weight decay
+OPTIMIZERS.register('sgd', lambda wd: partialler(SGD, mom=0.9, wd=wd))
+
 def build_opt(opt: str = 'adamw', wd: float = 0.01):
-    "fastai optimizer factory for `train.opt`."
-    return dict(adam=partialler(Adam, wd=wd, decouple_wd=False), adamw=partialler(Adam, wd=wd, decouple_wd=True),
-                sgd=partialler(SGD, mom=0.9, wd=wd))[opt]
+    "fastai optimizer factory for `train.opt` (a name in `OPTIMIZERS`: a function of `wd` returning fastai's `opt_func`)."
+    return OPTIMIZERS.get(opt)(wd)
+
+SCHEDULES = Choices('schedule', 'train.schedule')
+
+def register_schedule(name):
+    "Decorator: make `f(learn, epochs, lr, cbs)`, which fits `learn`, available as `train.schedule: name`."
+    return SCHEDULES.register(name)
 
 def _sched(f): return lambda learn, epochs, lr, cbs: learn.fit(epochs, lr, cbs=cbs + [ParamScheduler({'lr': f(lr)})])
 
-SCHEDULES = {
-    'one_cycle': lambda learn, epochs, lr, cbs: learn.fit_one_cycle(epochs, lr, cbs=cbs),
-    'flat_cos':  lambda learn, epochs, lr, cbs: learn.fit_flat_cos(epochs, lr, cbs=cbs),
-    'cosine':    _sched(lambda lr: SchedCos(lr, lr / 100)),
-    'step':      _sched(lambda lr: combine_scheds([0.5, 0.25, 0.25], [SchedNo(lr, lr), SchedNo(lr / 10, lr / 10), SchedNo(lr / 100, lr / 100)])),
-    'plateau':   lambda learn, epochs, lr, cbs: learn.fit(epochs, lr, cbs=cbs + [ReduceLROnPlateau(monitor='valid_loss', patience=2, factor=10.)]),
-    'constant':  lambda learn, epochs, lr, cbs: learn.fit(epochs, lr, cbs=cbs),
-}
+SCHEDULES.register('one_cycle', lambda learn, epochs, lr, cbs: learn.fit_one_cycle(epochs, lr, cbs=cbs))
+SCHEDULES.register('flat_cos',  lambda learn, epochs, lr, cbs: learn.fit_flat_cos(epochs, lr, cbs=cbs))
+SCHEDULES.register('cosine',    _sched(lambda lr: SchedCos(lr, lr / 100)))
+SCHEDULES.register('step',      _sched(lambda lr: combine_scheds([0.5, 0.25, 0.25], [SchedNo(lr, lr), SchedNo(lr / 10, lr / 10), SchedNo(lr / 100, lr / 100)])))
+SCHEDULES.register('plateau',   lambda learn, epochs, lr, cbs: learn.fit(epochs, lr, cbs=cbs + [ReduceLROnPlateau(monitor='valid_loss', patience=2, factor=10.)]))
+SCHEDULES.register('constant',  lambda learn, epochs, lr, cbs: learn.fit(epochs, lr, cbs=cbs))
 
 def fit(learn, epochs: int, lr: float, schedule: str = 'one_cycle', cbs=None):
-    "Fit `learn` for `epochs` with the `schedule` named in the config (a key of `SCHEDULES`)."
-    if schedule not in SCHEDULES: raise ConfigError(f"train.schedule: unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
-    return SCHEDULES[schedule](learn, epochs, lr, list(cbs or []))
+    "Fit `learn` for `epochs` with the `schedule` named in the config (a name in `SCHEDULES`)."
+    return SCHEDULES.get(schedule)(learn, epochs, lr, list(cbs or []))
+
+def check_choices(cfg: Config):
+    """Check every name `cfg` picks from a table (`train.loss`, `train.opt`, `train.schedule`) before a run does any work:
+    a `ConfigError` names the key and the closest registered names."""
+    if ':' not in cfg.train.loss: loss_factory(cfg.train.loss)   # package.module:Callable is imported when the loss is built
+    OPTIMIZERS.get(cfg.train.opt); SCHEDULES.get(cfg.train.schedule)
 
 # %% ../nbs/05_callbacks.ipynb #e4bfe7f1
 class EMA(Callback):

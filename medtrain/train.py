@@ -26,7 +26,7 @@ from .cache import build_input, fast_path_callbacks, default_cache_dir
 from .models import build_model, save_model
 from .evaluate import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
-from .callbacks import build_callbacks, build_opt, fit
+from .callbacks import build_callbacks, build_opt, fit, check_choices
 from .resume import TrainCheckpoint, HistoryCSV, load_checkpoint
 from .oom import MedLearner
 from .runs import record_run, git_commit
@@ -218,6 +218,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
             raise MedtrainError(f"--resume {run_dir}: the checkpoint is {ckpt['batches']} batches into an epoch of a {was}-process run; "
                                 f"resume it with --num-processes {was}" + (f" (this is {now})" if now > 1 else ""))
         cfg = load_config(Path(run_dir)/'config.yaml', environ={})
+    check_choices(cfg)   # names picked from a table (loss, optimizer, schedule): refused before any work
     progress = cfg.train.progress if progress is None else progress
     device = get_device(cfg.train.device)
     cbs_precision = precision_callbacks(cfg.train.precision, device)
