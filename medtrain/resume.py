@@ -13,6 +13,10 @@ from fastai.learner import Learner
 from fastai.torch_core import get_model   # the module inside a DDP wrapper: checkpoints load with or without one
 from fastai.callback.training import GradientAccumulation
 from fastcore.foundation import L
+from fastcore.basics import patch
+from fastai.learner import Recorder
+from fastai.callback.tracker import TrackerCallback
+from fastai.callback.fp16 import MixedPrecision
 
 from .config import MedtrainError
 from .distributed import base_dl, is_main_process
@@ -49,30 +53,51 @@ def _plain(o):
     return o
 
 # %% ../nbs/05a_resume.ipynb #c84259f7
-_TRACKER_ATTRS = ('best', 'wait')
+_TRACKER_ATTRS = ('best', 'wait')   # `wait`: EarlyStoppingCallback and ReduceLROnPlateau only
+
+@patch
+def state_dict(self: TrackerCallback) -> dict:
+    "The best score so far (and the epochs waited since, where the tracker counts them)."
+    return {a: self.__dict__[a] for a in _TRACKER_ATTRS if a in self.__dict__}   # __dict__: a Callback forwards unknown names to the learner
+
+@patch
+def load_state_dict(self: TrackerCallback, state: dict):
+    for a in _TRACKER_ATTRS:
+        if a in state: setattr(self, a, state[a])
+
+@patch
+def state_dict(self: MixedPrecision) -> dict:
+    "The gradient scaler's state (its scale and growth counter), once the fit has created it."
+    return {'scaler': self.scaler.state_dict()} if self.__dict__.get('scaler') is not None else {}
+
+@patch
+def load_state_dict(self: MixedPrecision, state: dict):
+    if 'scaler' in state and self.__dict__.get('scaler') is not None: self.scaler.load_state_dict(state['scaler'])
+
+@patch
+def state_dict(self: Recorder) -> dict:
+    "The history of this fit (learning rates, losses, epoch values) and the smoothed training loss."
+    return dict(lrs=list(self.lrs), losses=[float(l) for l in self.losses], iters=list(self.iters), values=[list(v) for v in self.values],
+                smooth=dict(count=self.smooth_loss.count, val=self.smooth_loss.val))
+
+@patch
+def load_state_dict(self: Recorder, state: dict):
+    self.lrs, self.losses, self.iters = list(state['lrs']), list(state['losses']), list(state['iters'])
+    self.values = [L(v) for v in state['values']]
+    self.smooth_loss.count, self.smooth_loss.val = state['smooth']['count'], state['smooth']['val']
 
 def _has_own(cb, method: str) -> bool:
     "Whether the callback's class defines `method` (a fastai Callback forwards unknown attributes to the learner, and on to the model)."
     return callable(getattr(type(cb), method, None))
 
 def callback_states(learn) -> dict:
-    out = {}
-    for cb in learn.cbs:
-        if _has_own(cb, 'state_dict'): out[cb.name] = cb.state_dict()
-        else:
-            st = {a: cb.__dict__[a] for a in _TRACKER_ATTRS if a in cb.__dict__}
-            if cb.__dict__.get('scaler') is not None: st['scaler'] = cb.scaler.state_dict()   # fastai MixedPrecision
-            if st: out[cb.name] = st
-    return _plain(out)
+    "Each callback's own `state_dict()`, by callback name: all a checkpoint stores of the callbacks."
+    return _plain({cb.name: cb.state_dict() for cb in learn.cbs if _has_own(cb, 'state_dict')})
 
 def load_callback_states(learn, states: dict):
+    "Give each callback of `learn` its state from `states` (written by `callback_states`)."
     for cb in learn.cbs:
-        st = states.get(cb.name)
-        if st is None: continue
-        if _has_own(cb, 'load_state_dict'): cb.load_state_dict(st); continue
-        for a in _TRACKER_ATTRS:
-            if a in st: setattr(cb, a, st[a])
-        if 'scaler' in st and cb.__dict__.get('scaler') is not None: cb.scaler.load_state_dict(st['scaler'])
+        if cb.name in states and _has_own(cb, 'load_state_dict'): cb.load_state_dict(states[cb.name])
 
 # %% ../nbs/05a_resume.ipynb #53cb66f3
 class HistoryCSV(Callback):
@@ -118,17 +143,13 @@ class TrainCheckpoint(Callback):
 
     def save(self, epoch: int, batches: int):
         if not is_main_process(): return          # distributed: rank 0 writes for everyone
-        rec = self.recorder
         state = dict(epoch=epoch, batches=batches, n_epoch=self.n_epoch, train_iter=self.learn.train_iter,
                      phase=getattr(self.learn, 'phase', 0), micro_split=getattr(self.learn, 'micro_split', 1),
                      pct_train=float(self.learn.pct_train),
                      model=get_model(self.learn.model).state_dict(), opt=_plain(self.learn.opt.state_dict()),
                      rng=get_rng_state(), dl_rngs=[base_dl(dl).rng.getstate() for dl in self.dls.loaders],
                      epoch_start=_plain(self.epoch_start) if batches else None,
-                     recorder=_plain(dict(lrs=rec.lrs, losses=[float(l) for l in rec.losses], iters=rec.iters,
-                                          values=[list(v) for v in rec.values],
-                                          smooth=dict(count=rec.smooth_loss.count, val=rec.smooth_loss.val))),
-                     callbacks=callback_states(self.learn))
+                     callbacks=callback_states(self.learn))   # the Recorder's history included: each callback's own state_dict
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix('.tmp')
         torch.save(state, tmp)
@@ -154,11 +175,9 @@ class ResumableLearner(Learner):
             self.resume_state, start = None, st['epoch']
             if st['n_epoch'] != self.n_epoch: raise MedtrainError(f"--resume: checkpoint is for {st['n_epoch']} epochs, this fit has {self.n_epoch}")
             self.opt.load_state_dict(st['opt'])
-            rec = self.recorder
-            rec.lrs, rec.losses, rec.iters = list(st['recorder']['lrs']), list(st['recorder']['losses']), list(st['recorder']['iters'])
-            rec.values = [L(v) for v in st['recorder']['values']]
-            rec.smooth_loss.count, rec.smooth_loss.val = st['recorder']['smooth']['count'], st['recorder']['smooth']['val']
-            load_callback_states(self, st['callbacks'])
+            states = st['callbacks']
+            if 'recorder' in st and 'recorder' not in states: states = {**states, 'recorder': st['recorder']}   # a checkpoint of an older version
+            load_callback_states(self, states)
             self.train_iter, self.pct_train = st['train_iter'], st['pct_train']
             self.micro_split = st.get('micro_split', 1)
             self._after_restore()
