@@ -22,11 +22,11 @@ from .config import Config, ConfigError, MedtrainError, load_config, save_config
 from .data import load_source, assign_splits, build_dls, detect_n_in, norm_stats, data_version
 from .scan import apply_bad_file_policy, split_only_labels, ScanCache
 from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest, drop_cross_split_duplicates
-from .cache import build_input, fast_path_callbacks, default_cache_dir
+from .cache import build_input, default_cache_dir
 from .models import build_model, save_model
 from .evaluate import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
-from .callbacks import build_callbacks, build_opt, fit, check_choices
+from .callbacks import build_callbacks, build_opt, fit, check_choices, has_flag, CPUAutocast, precision_callbacks, SaveBestModel   # the last three: re-exported (they lived here)
 from .resume import TrainCheckpoint, HistoryCSV, load_checkpoint
 from .oom import MedLearner
 from .runs import record_run, git_commit
@@ -36,9 +36,8 @@ from fastai.distributed import num_distrib
 from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'CPUAutocast', 'precision_callbacks',
-           'training_metrics', 'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'build_learner',
-           'SaveBestModel', 'train', 'lr_find']
+__all__ = ['RUN_FILES', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'training_metrics', 'RunResult',
+           'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'train', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -102,27 +101,6 @@ def environment_info() -> dict:
     return dict(python=sys.version.split()[0], platform=platform.platform(), medtrain=medtrain.__version__, git_commit=git_commit(),
                 torch=torch.__version__, fastai=fastai.__version__, timm=timm.__version__)
 
-# %% ../nbs/06_train.ipynb #ca4994a6
-class CPUAutocast(Callback):
-    "Run the forward pass under `torch.autocast('cpu', dtype)`; the loss is computed in float32."
-    order = 10
-    def __init__(self, dtype=torch.bfloat16): self.dtype = dtype
-    def before_batch(self): self.ctx = torch.autocast('cpu', dtype=self.dtype); self.ctx.__enter__()
-    def after_pred(self):
-        self.ctx.__exit__(None, None, None)
-        self.learn.pred = self.pred.float()
-    def after_cancel_batch(self):
-        if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None)
-
-def precision_callbacks(precision: str, device) -> list:
-    "Callbacks implementing `train.precision` on `device`."
-    if precision == 'fp32': return []
-    if device.type == 'cuda':
-        from fastai.callback.fp16 import MixedPrecision
-        return [MixedPrecision(amp_mode=precision)]
-    if precision == 'bf16': return [CPUAutocast(torch.bfloat16)]
-    raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-
 # %% ../nbs/06_train.ipynb #d6e11e62
 def _named(metric, name): metric.name = name; return metric
 
@@ -176,8 +154,9 @@ def balanced_class_weights(counts) -> torch.Tensor:
     return c.sum() / (len(c) * c.clamp(min=1))
 
 def build_learner(cfg: Config, df: pd.DataFrame, classes, n_in: int, device, path, pretrained: bool = True, cbs=(),
-                  progress: bool | None = None) -> MedLearner:
-    "The Learner `cfg` describes, on the split table `df`: DataLoaders, model, loss, optimizer, callbacks (plus `cbs`)."
+                  progress: bool | None = None, run_dir=None) -> MedLearner:
+    """The Learner `cfg` describes, on the split table `df`: DataLoaders, model, loss, optimizer, callbacks (`build_callbacks`,
+    with the run's files when `run_dir` is given, plus `cbs`)."""
     seed_everything(cfg.train.seed)
     progress = cfg.train.progress if progress is None else progress   # e.g. the image cache's build bar
     dls = build_input(cfg, df, classes, n_in, device, progress=progress)   # data.cache / data.gpu_decode / plain fastai
@@ -186,17 +165,8 @@ def build_learner(cfg: Config, df: pd.DataFrame, classes, n_in: int, device, pat
     weight = balanced_class_weights(train_counts) if cfg.data.imbalance == 'weighted_loss' else None
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=train_counts)
     return MedLearner(dls, model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd), splitter=default_split,
-                      path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg) + fast_path_callbacks(cfg.train),
+                      path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg, device, run_dir, progress),
                       metrics=training_metrics())
-
-class SaveBestModel(SaveModelCallback):
-    "fastai's `SaveModelCallback` (best by `monitor`, reloaded at the end) that announces a better model only when `verbose`."
-    name = 'save_model_callback'   # fastai's name for the parent: its state in older runs' checkpoints still resumes
-    def __init__(self, *args, verbose: bool = True, **kwargs): super().__init__(*args, **kwargs); self.verbose = verbose
-    def after_epoch(self):
-        if self.verbose or self.every_epoch: return super().after_epoch()
-        TrackerCallback.after_epoch(self)
-        if self.new_best: self._save(self.fname)
 
 def _scan_cache(d) -> ScanCache | None:
     "With `data.cache=disk`, the bad-file scan's verdicts live next to the image cache and later runs reuse them."
@@ -221,7 +191,6 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
     check_choices(cfg)   # names picked from a table (loss, optimizer, schedule): refused before any work
     progress = cfg.train.progress if progress is None else progress
     device = get_device(cfg.train.device)
-    cbs_precision = precision_callbacks(cfg.train.precision, device)
     cbs_distrib = []
     if is_distributed():   # one of several processes: join the process group first (accelerate), agree on the run dir
         cbs_distrib = [MedDistributedTrainer(sync_bn=device.type == 'cuda', cpu=device.type == 'cpu')]
@@ -273,9 +242,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
              f"{counts.get('train', 0)}/{counts.get('valid', 0)}/{counts.get('test', 0)}, version {version}")
         if main: rd.update_run(data_version=version, classes=classes, n_images=len(df), processes=num_distrib() or 1,
                                **({} if resume else {'duplicates_dropped': len(dups)}))
-        learn = build_learner(cfg, df, classes, n_in, device, rd.path, pretrained=not resume, progress=progress,
-                              cbs=[HistoryCSV('history.csv'), SaveBestModel(monitor='valid_loss', fname='best', verbose=progress),
-                                   TrainCheckpoint('last', cfg.train.checkpoint_every)] + cbs_precision + cbs_distrib + cbs_track + list(cbs))
+        learn = build_learner(cfg, df, classes, n_in, device, rd.path, pretrained=not resume, progress=progress, run_dir=rd.path,
+                              cbs=cbs_distrib + cbs_track + list(cbs))
         if not main: learn.remove_cb(ProgressCallback)
         dls, model = learn.dls, learn.model
         start_phase = 0
@@ -290,7 +258,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         if progress: _fit_phases(learn, cfg, start_phase)
         else:
             with learn.no_bar(), learn.no_logging(): _fit_phases(learn, cfg, start_phase)
-        learn.remove_cbs(cbs_precision + cbs_distrib + cbs_track + list(cbs))   # evaluate and save in float32, in one process
+        learn.remove_cbs([cb for cb in learn.cbs if has_flag(cb, 'fit_only')] + cbs_distrib + cbs_track + list(cbs))   # evaluate and save in float32, in one process
         probs, targs = predict(learn.model, dls.valid.new(shuffle=False, drop_last=False), progress)
         metrics = compute_metrics(targs, probs, classes)
         if main:
@@ -330,9 +298,8 @@ def lr_find(cfg: Config, out, progress: bool | None = None) -> dict:
     device = get_device(cfg.train.device)
     df = assign_splits(load_source(cfg.data, progress), cfg.data.valid_pct, cfg.data.test_pct, cfg.data.seed)
     classes = sorted(df.label.unique())
-    learn = build_learner(cfg, df, classes, cfg.model.n_in or detect_n_in(df.path), device, out,
-                          cbs=precision_callbacks(cfg.train.precision, device), progress=progress)
-    learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('EarlyStoppingCallback', 'ProgressiveResize', 'EMA')])
+    learn = build_learner(cfg, df, classes, cfg.model.n_in or detect_n_in(df.path), device, out, progress=progress)
+    learn.remove_cbs([cb for cb in learn.cbs if not has_flag(cb, 'in_lr_find', True)])   # each callback says whether the range test keeps it
     if progress: res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
     else:
         with learn.no_bar(), learn.no_logging(): res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
