@@ -80,3 +80,20 @@ def test_registered_loss_and_schedule_train_from_the_cli(tmp_path, tiny_sets):
         assert not (tmp_path/'run2').exists()   # refused before any work: no run dir
     finally:
         LOSSES._items.pop('test_counted_ce', None); SCHEDULES._items.pop('test_halved_constant', None)
+
+from fastai.callback.core import Callback
+
+class NotInRangeTest(Callback):
+    "A user callback (train.callbacks) that says itself the learning-rate range test must leave it out."
+    in_lr_find = False
+    def before_fit(self): raise AssertionError("lr_find ran a callback marked in_lr_find = False")
+
+def test_lr_find_leaves_out_the_callbacks_that_say_so(tmp_path):
+    "lr_find drops callbacks by their own flag, not by class name: a user callback can opt out, as EMA and early stopping do."
+    from conftest import TINY
+    from medtrain.config import load_config
+    from medtrain.train import lr_find
+    cfg = load_config(overrides=TINY + [f'data.path={tmp_path}/data', 'model.arch=medcnn_small', 'train.ema=0.9',
+                                        'train.early_stopping.patience=1', 'train.callbacks=[test_training_options:NotInRangeTest]'], environ={})
+    sug = lr_find(cfg, tmp_path/'lrf', progress=False)
+    assert sug['valley'] > 0 and (tmp_path/'lrf'/'lr_find.png').exists()
