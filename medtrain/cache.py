@@ -22,7 +22,7 @@ from fastai.vision.augment import Resize
 import torch.nn.functional as F
 
 from .config import ConfigError, DataError, progress_iter
-from .data import open_image, detect_n_in, norm_stats, file_stamp
+from .data import open_image, detect_n_in, norm_stats, file_stamp, build_dls
 from .callbacks import ChannelsLast, CompileModel, fast_path_callbacks   # moved to the callbacks chapter; still importable from here
 
 # %% auto #0
@@ -240,7 +240,6 @@ def build_gpu_decode_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_i
 # %% ../nbs/01b_cache.ipynb #7f7deb23
 def build_input(cfg, df: pd.DataFrame, classes, n_in: int, device, progress: bool = True) -> DataLoaders:
     "The train/valid DataLoaders `cfg` asks for: cached (`data.cache`), GPU-decoded (`data.gpu_decode`) or fastai's plain ones."
-    from medtrain.data import build_dls
     d, t = cfg.data, cfg.train
     device = torch.device(device)
     if d.cache != 'off':
