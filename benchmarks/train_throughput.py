@@ -44,7 +44,7 @@ from medtrain.config import load_config, SyntheticConfig, seed_everything
 from medtrain.data import make_synthetic, assign_splits, norm_stats
 from medtrain.callbacks import build_opt
 from medtrain.cache import ImageCache
-from medtrain.train import build_learner, precision_callbacks
+from medtrain.train import build_learner
 from medtrain.prepare import Split
 from medtrain.models import build_model
 
@@ -182,7 +182,7 @@ def medtrain_config(args, n_in, cache_dir, bs, fast=True):
 def medtrain_learner(cfg, df, classes, n_in, device, path):
     from fastai.metrics import accuracy as acc
     split = Split(df, list(classes), n_in, version='', manifest=df)   # the benchmark's own table: no scan, no manifest needed
-    learn = build_learner(cfg, split, device, path, pretrained=False, cbs=precision_callbacks(cfg.train.precision, device))
+    learn = build_learner(cfg, split, device, path, pretrained=False)   # precision callbacks come from build_callbacks
     learn.metrics = [acc]   # the same metric (and the same cost per epoch) as the plain learner
     return learn
 

@@ -22,12 +22,12 @@ from fastai.vision.augment import Resize
 import torch.nn.functional as F
 
 from .config import ConfigError, DataError, progress_iter
-from .data import open_image, detect_n_in, norm_stats, file_stamp
+from .data import open_image, detect_n_in, norm_stats, file_stamp, build_dls
 
 # %% auto #0
 __all__ = ['RESIZE_POLICIES', 'CACHE_FORMAT', 'decode_resized', 'cache_key', 'default_cache_dir', 'ImageCache', 'CachedImages',
            'CachedImageDL', 'batch_tfms', 'build_cached_dls', 'FileBytes', 'FileBytesDL', 'build_gpu_decode_dls',
-           'build_input', 'ChannelsLast', 'CompileModel', 'fast_path_callbacks']
+           'build_input']
 
 # %% ../nbs/01b_cache.ipynb #8adcf20e
 RESIZE_POLICIES = ('squish',)
@@ -239,7 +239,6 @@ def build_gpu_decode_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_i
 # %% ../nbs/01b_cache.ipynb #7f7deb23
 def build_input(cfg, df: pd.DataFrame, classes, n_in: int, device, progress: bool = True) -> DataLoaders:
     "The train/valid DataLoaders `cfg` asks for: cached (`data.cache`), GPU-decoded (`data.gpu_decode`) or fastai's plain ones."
-    from medtrain.data import build_dls
     d, t = cfg.data, cfg.train
     device = torch.device(device)
     if d.cache != 'off':
@@ -254,24 +253,3 @@ def build_input(cfg, df: pd.DataFrame, classes, n_in: int, device, progress: boo
     return build_dls(df, d.size, t.bs, classes, n_in, cfg.augment, device, t.num_workers, window=d.dicom_window, frame=d.dicom_frame,
                      oversample=d.imbalance == 'oversample')
 
-class ChannelsLast(Callback):
-    "Train in the channels-last memory format: the model once, each input batch as it arrives."
-    order = -1
-    def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
-    def before_batch(self):
-        if self.xb and self.xb[0].ndim == 4: self.learn.xb = (self.xb[0].contiguous(memory_format=torch.channels_last), *self.xb[1:])
-
-class CompileModel(Callback):
-    "`torch.compile` the model in place for fitting (parameter names, hence checkpoints, are unchanged); eager again after it."
-    order = -1
-    def before_fit(self):
-        if getattr(self.learn.model, '_compiled_call_impl', None) is None: self.learn.model.compile()
-    def before_batch(self):   # the compiler cannot trace fastai's tensor subclasses (their __torch_function__): plain tensors in
-        self.learn.xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in self.xb)
-    def after_fit(self):   # evaluation, export and notebooks get the eager model (under DDP, `model` is still the wrapper here)
-        for m in (self.learn.model, getattr(self.learn.model, 'module', None)):
-            if isinstance(m, torch.nn.Module): m._compiled_call_impl = None
-
-def fast_path_callbacks(train_cfg) -> list:
-    "Callbacks for `train.channels_last` and `train.compile`."
-    return ([ChannelsLast()] if train_cfg.channels_last else []) + ([CompileModel()] if train_cfg.compile else [])

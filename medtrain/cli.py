@@ -213,6 +213,7 @@ def data_config_for(path, **kw):
     "A `DataConfig` for a dataset PATH: shard folder, class folders, CSV/parquet manifest, npz, or their URLs."
     from medtrain.config import DataConfig
     from medtrain.data import is_url
+    import medtrain.shards   # registers the `shards` source (medtrain.prepare does the same for train)
     p = str(path)
     if is_url(p): return DataConfig(source='csv' if p.endswith(('.csv', '.parquet')) else 'folder', path=p, **kw)
     q = Path(p)

@@ -135,10 +135,10 @@ class TrainConfig(_Section):
     seed: int = 42
     device: Literal['auto', 'cpu', 'cuda'] = 'auto'
     precision: Literal['fp32', 'fp16', 'bf16'] = 'fp32'
-    opt: Literal['adam', 'adamw', 'sgd'] = Field('adamw', description="optimizer (fastai's; adamw = decoupled weight decay)")
+    opt: str = Field('adamw', description="optimizer, a name in `callbacks.OPTIMIZERS` (adam, adamw = decoupled weight decay, sgd, or one you register)")
     wd: float = Field(0.01, ge=0, description="weight decay")
-    schedule: Literal['one_cycle', 'flat_cos', 'cosine', 'step', 'plateau', 'constant'] = 'one_cycle'
-    loss: str = Field('cross_entropy', description="registry name (cross_entropy, focal, symmetric_ce) or package.module:Callable")
+    schedule: str = Field('one_cycle', description="learning-rate schedule, a name in `callbacks.SCHEDULES` (one_cycle, flat_cos, cosine, step, plateau, constant, or one you register)")
+    loss: str = Field('cross_entropy', description="a name in `losses.LOSSES` (cross_entropy, focal, symmetric_ce, class_balanced, or one you register) or package.module:Callable")
     loss_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the loss")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     accumulate: int = Field(1, ge=1, description="gradient accumulation steps (effective batch = bs × accumulate)")

@@ -109,7 +109,6 @@ def synthetic_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
 
 def load_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     "The standard table (`path,label[,patient_id,split]`) for `cfg.source`."
-    if cfg.source == 'shards': import medtrain.shards   # registers itself
     df = SOURCES.get(cfg.source)(cfg, progress)   # an unknown name: ConfigError naming data.source and the close matches
     df['label'] = [None if is_blank(v) else str(v) for v in df.label]   # an empty cell is no label (not the class 'nan'): the scan reports the row
     return df.reset_index(drop=True)

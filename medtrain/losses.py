@@ -4,24 +4,23 @@
 
 # %% ../nbs/04_losses.ipynb #f367208f
 from __future__ import annotations
-import difflib, inspect
+import inspect
 import torch, torch.nn.functional as F
 from torch import nn
 from fastai.losses import CrossEntropyLossFlat, FocalLossFlat
 
-from .config import ConfigError, import_object
+from .config import Choices, ConfigError, import_object
 
 # %% auto #0
 __all__ = ['LOSSES', 'register_loss', 'cross_entropy', 'focal', 'SymmetricCrossEntropy', 'symmetric_ce', 'class_balanced_weights',
-           'class_balanced', 'build_loss']
+           'class_balanced', 'loss_factory', 'build_loss']
 
 # %% ../nbs/04_losses.ipynb #60d2c7d6
-LOSSES = {}
+LOSSES = Choices('loss', 'train.loss')
 
 def register_loss(name):
     "Decorator: make a loss factory available as `train.loss: name`."
-    def _inner(f): LOSSES[name] = f; return f
-    return _inner
+    return LOSSES.register(name)
 
 @register_loss('cross_entropy')
 def cross_entropy(label_smoothing: float = 0., weight=None):
@@ -70,16 +69,16 @@ def class_balanced(class_counts, beta: float = 0.999, gamma: float = 0., label_s
     return FocalLossFlat(gamma=gamma, weight=w) if gamma else CrossEntropyLossFlat(weight=w, label_smoothing=label_smoothing)
 
 # %% ../nbs/04_losses.ipynb #c1d7acee
+def loss_factory(loss: str):
+    "The factory registered as `loss`; the error names `train.loss`, the closest names and the import-path alternative."
+    try: return LOSSES.get(loss)
+    except ConfigError as e: raise ConfigError(f"{e}; or an import path package.module:Callable") from None
+
 def build_loss(loss: str = 'cross_entropy', loss_kwargs: dict | None = None, label_smoothing: float = 0., weight=None,
                class_counts=None):
     "The loss named `loss` (registry name or `package.module:Callable`) built with `loss_kwargs`; `class_counts` for losses that want them."
     kw = dict(loss_kwargs or {})
-    if ':' in loss: factory = import_object(loss, 'train.loss')
-    elif loss in LOSSES: factory = LOSSES[loss]
-    else:
-        close = difflib.get_close_matches(loss, LOSSES, n=1)
-        raise ConfigError(f"train.loss: unknown loss {loss!r}" + (f"; did you mean {close[0]}?" if close else '') +
-                          f" (known: {', '.join(LOSSES)}, or package.module:Callable)")
+    factory = import_object(loss, 'train.loss') if ':' in loss else loss_factory(loss)
     params = inspect.signature(factory).parameters
     if 'class_counts' in params: kw.setdefault('class_counts', class_counts)
     for k, v in (('label_smoothing', label_smoothing), ('weight', weight)):

@@ -21,11 +21,11 @@ import medtrain
 from .config import Config, ConfigError, MedtrainError, load_config, save_config, seed_everything, get_device
 from .data import SOURCES, build_dls, detect_n_in, norm_stats, data_version
 from .prepare import Split, prepare_data, read_split
-from .cache import build_input, fast_path_callbacks
+from .cache import build_input
 from .models import build_model, save_model
 from .evaluate import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
-from .callbacks import build_callbacks, build_opt, fit
+from .callbacks import build_callbacks, build_opt, fit, check_choices, has_flag, CPUAutocast, precision_callbacks, SaveBestModel   # the last three: re-exported (they lived here)
 from .resume import TrainCheckpoint, HistoryCSV, load_checkpoint
 from .oom import MedLearner
 from .runs import record_run, git_commit
@@ -35,9 +35,9 @@ from fastai.distributed import num_distrib, rank_distrib
 from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'CPUAutocast', 'precision_callbacks',
-           'training_metrics', 'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'build_learner',
-           'SaveBestModel', 'fit_phases', 'finish_run', 'train', 'lr_find']
+__all__ = ['RUN_FILES', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'training_metrics', 'RunResult',
+           'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'fit_phases', 'finish_run', 'train',
+           'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -101,27 +101,6 @@ def environment_info() -> dict:
     return dict(python=sys.version.split()[0], platform=platform.platform(), medtrain=medtrain.__version__, git_commit=git_commit(),
                 torch=torch.__version__, fastai=fastai.__version__, timm=timm.__version__)
 
-# %% ../nbs/06_train.ipynb #ca4994a6
-class CPUAutocast(Callback):
-    "Run the forward pass under `torch.autocast('cpu', dtype)`; the loss is computed in float32."
-    order = 10
-    def __init__(self, dtype=torch.bfloat16): self.dtype = dtype
-    def before_batch(self): self.ctx = torch.autocast('cpu', dtype=self.dtype); self.ctx.__enter__()
-    def after_pred(self):
-        self.ctx.__exit__(None, None, None)
-        self.learn.pred = self.pred.float()
-    def after_cancel_batch(self):
-        if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None)
-
-def precision_callbacks(precision: str, device) -> list:
-    "Callbacks implementing `train.precision` on `device`."
-    if precision == 'fp32': return []
-    if device.type == 'cuda':
-        from fastai.callback.fp16 import MixedPrecision
-        return [MixedPrecision(amp_mode=precision)]
-    if precision == 'bf16': return [CPUAutocast(torch.bfloat16)]
-    raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-
 # %% ../nbs/06_train.ipynb #d6e11e62
 def _named(metric, name): metric.name = name; return metric
 
@@ -175,8 +154,9 @@ def balanced_class_weights(counts) -> torch.Tensor:
     return c.sum() / (len(c) * c.clamp(min=1))
 
 def build_learner(cfg: Config, split: Split, device=None, path='.', pretrained: bool = True, cbs=(),
-                  progress: bool | None = None) -> MedLearner:
-    "The Learner `cfg` describes, on the prepared `split`: DataLoaders, model, loss, optimizer, callbacks (plus `cbs`)."
+                  progress: bool | None = None, run_dir=None) -> MedLearner:
+    """The Learner `cfg` describes, on the prepared `split`: DataLoaders, model, loss, optimizer, callbacks (`build_callbacks`,
+    with the run's files when `run_dir` is given, plus `cbs`)."""
     seed_everything(cfg.train.seed)
     device = get_device(cfg.train.device) if device is None else device
     progress = cfg.train.progress if progress is None else progress   # e.g. the image cache's build bar
@@ -187,22 +167,8 @@ def build_learner(cfg: Config, split: Split, device=None, path='.', pretrained: 
     weight = balanced_class_weights(train_counts) if cfg.data.imbalance == 'weighted_loss' else None
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=train_counts)
     return MedLearner(dls, model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd), splitter=default_split,
-                      path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg) + fast_path_callbacks(cfg.train),
+                      path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg, device, run_dir, progress),
                       metrics=training_metrics())
-
-class SaveBestModel(SaveModelCallback):
-    "fastai's `SaveModelCallback` (best by `monitor`, reloaded at the end) that announces a better model only when `verbose`."
-    name = 'save_model_callback'   # fastai's name for the parent: its state in older runs' checkpoints still resumes
-    def __init__(self, *args, verbose: bool = True, **kwargs): super().__init__(*args, **kwargs); self.verbose = verbose
-    def after_epoch(self):
-        if self.verbose or self.every_epoch: return super().after_epoch()
-        TrackerCallback.after_epoch(self)
-        if self.new_best: self._save(self.fname)
-    def _save(self, name):
-        "Write to `NAME.tmp.pth`, then rename: a kill during the save leaves the previous best checkpoint whole."
-        tmp = self.learn.save(f'{name}.tmp', with_opt=self.with_opt)   # fastai writes on rank 0 only, but returns the path on every rank
-        if rank_distrib(): self.last_saved_path = Path(tmp).with_name(f'{name}.pth'); return   # rank 0 renames its own file
-        self.last_saved_path = Path(tmp).replace(Path(tmp).with_name(f'{name}.pth'))
 
 def fit_phases(learn, cfg: Config, start_phase: int = 0, progress: bool = True):
     "Fit `learn` as `cfg` says (frozen then unfrozen phases), from `start_phase`; without `progress`, no bar and no table."
@@ -265,9 +231,9 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
     info, ckpt = None, None
     if resume: cfg, info, ckpt = _resume_state(run_dir)
     elif split is None: SOURCES.get(cfg.data.source)   # a wrong data.source fails before a run dir exists
+    check_choices(cfg)   # names picked from a table (loss, optimizer, schedule): refused before any work
     progress = cfg.train.progress if progress is None else progress
     device = get_device(cfg.train.device)
-    cbs_precision = precision_callbacks(cfg.train.precision, device)
     cbs_distrib = []
     if is_distributed():   # one of several processes: join the process group first (accelerate), agree on the run dir
         cbs_distrib = [MedDistributedTrainer(sync_bn=device.type == 'cuda', cpu=device.type == 'cpu')]
@@ -289,9 +255,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         split = _run_split(cfg, rd, split, info, progress, main)
         if main: rd.update_run(data_version=split.version, classes=split.classes, n_images=len(split.table), processes=num_distrib() or 1,
                                **({} if resume else {'duplicates_dropped': len(split.duplicates)}))
-        learn = build_learner(cfg, split, device, rd.path, pretrained=not resume, progress=progress,
-                              cbs=[HistoryCSV('history.csv'), SaveBestModel(monitor='valid_loss', fname='best', verbose=progress),
-                                   TrainCheckpoint('last', cfg.train.checkpoint_every)] + cbs_precision + cbs_distrib + cbs_track + list(cbs))
+        learn = build_learner(cfg, split, device, rd.path, pretrained=not resume, progress=progress, run_dir=rd.path,
+                              cbs=cbs_distrib + cbs_track + list(cbs))
         if not main: learn.remove_cb(ProgressCallback)
         start_phase = 0
         if resume:
@@ -301,7 +266,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         epochs = f"{cfg.train.freeze_epochs} frozen + {cfg.train.epochs}" if cfg.train.freeze_epochs else f"{cfg.train.epochs}"
         _say(progress, f"training {cfg.model.arch} ({n_params:.1f}M params) for {epochs} epochs on {device}, run dir {rd.path}")
         fit_phases(learn, cfg, start_phase, progress)
-        learn.remove_cbs(cbs_precision + cbs_distrib + cbs_track + list(cbs))   # evaluate and save in float32, in one process
+        learn.remove_cbs([cb for cb in learn.cbs if has_flag(cb, 'fit_only')] + cbs_distrib + cbs_track + list(cbs))   # evaluate and save in float32, in one process
         metrics = finish_run(learn, cfg, split, rd if main else None, progress)
     except BaseException as e:
         finish_tracking(cbs_track, failed=True)
@@ -329,8 +294,8 @@ def lr_find(cfg: Config, out, progress: bool | None = None, split: Split | None 
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     device = get_device(cfg.train.device)
     split = split or prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows, scan and split `train` uses
-    learn = build_learner(cfg, split, device, out, cbs=precision_callbacks(cfg.train.precision, device), progress=progress)
-    learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('EarlyStoppingCallback', 'ProgressiveResize', 'EMA')])
+    learn = build_learner(cfg, split, device, out, progress=progress)
+    learn.remove_cbs([cb for cb in learn.cbs if not has_flag(cb, 'in_lr_find', True)])   # each callback says whether the range test keeps it
     if progress: res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
     else:
         with learn.no_bar(), learn.no_logging(): res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)

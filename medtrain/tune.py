@@ -13,12 +13,13 @@ from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from pydantic import ValidationError
 
-from .config import Config, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted
+from .config import Config, AugmentConfig, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted
 from .data import SOURCES, test_dl
 from .prepare import Split, prepare_data, fold_splits
 from .train import train
 from .evaluate import predict, compute_metrics, bootstrap_ci, HEADLINE
 from .runs import record_run
+from .callbacks import check_choices
 
 # %% auto #0
 __all__ = ['METRIC_COLS', 'TUNE_METRICS', 'AUG_DEFAULTS', 'with_values', 'on_table', 'split_table', 'cv', 'cv_table',
@@ -109,11 +110,13 @@ def cv_table(result: dict) -> pd.DataFrame:
 
 # %% ../nbs/08_tune.ipynb #2602c333
 TUNE_METRICS = {'macro_f1': 'maximize', 'balanced_accuracy': 'maximize', 'accuracy': 'maximize', 'valid_loss': 'minimize'}
-AUG_DEFAULTS = dict(max_rotate=20.0, max_zoom=1.1, max_lighting=0.2)
+AUG_DEFAULTS = {k: AugmentConfig.model_fields[k].default for k in ('max_rotate', 'max_zoom', 'max_lighting')}   # the config's, not a copy
 
 def _strength(s: float) -> dict:
-    "`augment.strength` s: rotation, zoom and lighting scaled together (s = 2/3 gives the defaults)."
-    return {'augment.max_rotate': 30.0 * s, 'augment.max_zoom': 1 + 0.15 * s, 'augment.max_lighting': min(0.3 * s, 0.9)}
+    "`augment.strength` s: rotation, zoom and lighting scaled together from the config's defaults (s = 2/3 gives them, 1 gives 1.5 × them)."
+    k, d = 1.5 * s, AUG_DEFAULTS
+    return {'augment.max_rotate': k * d['max_rotate'], 'augment.max_zoom': 1 + k * (d['max_zoom'] - 1),
+            'augment.max_lighting': min(k * d['max_lighting'], 0.9)}
 
 def read_space(space) -> dict:
     "A search space from a YAML file (or a dict): `{dotted.key: [choices] | {low, high, log}}`, checked against the config."
@@ -131,7 +134,7 @@ def read_space(space) -> dict:
             if not v['low'] < v['high']: raise ConfigError(f"--space {k}: low must be below high")
         else: raise ConfigError(f"--space {k}: give a list of choices or {{low, high}}")
         for x in (v if isinstance(v, list) else [v['low'], v['high']]):   # an unknown key or a bad value fails here, before any training
-            with_values(Config(), _expand({k: x}), '--space')
+            check_choices(with_values(Config(), _expand({k: x}), '--space'))   # names in a table (train.opt, …) too
     return space
 
 def _suggest(trial, space: dict) -> dict:

@@ -171,3 +171,31 @@ def test_offline_search_finds_a_chapter(browser, served):
     assert any('augment' in h.find_element(By.TAG_NAME, 'a').get_attribute('href') for h in hits), [h.text for h in hits]
     errors = [e for e in browser.get_log('browser') if e['level'] in ('SEVERE', 'ERROR')]
     assert not errors, errors
+
+def test_quarto_settings_have_one_source(tmp_path):
+    "The top-level _quarto.yml is the only copy: nbdev reads it through the nbs/ link, tools/docs.py reads it directly."
+    import subprocess as sp
+    top, nbs_link = ROOT/'_quarto.yml', NBS/'_quarto.yml'
+    assert top.is_file() and not top.is_symlink(), "the top-level _quarto.yml is the real file"
+    assert nbs_link.is_symlink() and nbs_link.resolve() == top.resolve(), "nbs/_quarto.yml (where nbdev looks) must link to ../_quarto.yml"
+    tracked = sp.run(['git', 'ls-files', '-s', '--', '*_quarto.yml'], cwd=ROOT, capture_output=True, text=True).stdout.splitlines()
+    copies = [l.split('\t')[1] for l in tracked if not l.startswith('120000')]   # 120000: a symlink
+    assert copies == ['_quarto.yml'], f"a second copy of the Quarto settings to drift: {copies}"
+    # nbdev finds it where it looks: <nbs_path>/_quarto.yml
+    from nbdev.config import get_config
+    assert (get_config(path=ROOT).nbs_path/'_quarto.yml').resolve() == top.resolve()
+    # tools/docs.py takes the site settings from it: a changed title, stylesheet or search setting changes the site
+    q = tmp_path/'_quarto.yml'
+    q.write_text("website:\n  title: Other title\n  navbar: {search: false}\nformat:\n  html: {css: styles.css}\n")
+    s = docs.site_settings(q)
+    assert s['title'] == 'Other title' and s['search'] is False and s['css'] == [NBS/'styles.css']
+    s = docs.site_settings()
+    assert [c.name for c in s['css']] == ['styles.css'] and all(c.is_file() for c in s['css'])
+
+def test_site_uses_the_quarto_stylesheet(site):
+    css = docs.site_settings()['css']
+    assert css, "_quarto.yml names no stylesheet"
+    page = (site/'index.html').read_text()
+    for c in css:
+        assert f'stylesheets/{c.name}' in page, f"the site does not load {c.name} from _quarto.yml"
+        assert (site/'stylesheets'/c.name).read_text() == c.read_text()

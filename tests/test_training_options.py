@@ -30,7 +30,7 @@ def test_divergence_stops_with_a_message(cli, tmp_path, tiny_sets):
 
 def test_unknown_loss_exits_2(cli, tmp_path, tiny_sets):
     r = cli('train', *tiny_sets, '--set', 'train.loss=focall', '--run-dir', tmp_path/'run')
-    assert r.returncode == 2 and 'did you mean focal' in r.stderr
+    assert r.returncode == 2 and "did you mean 'focal'" in r.stderr
 
 def test_out_of_memory_recovery_keeps_the_run(cli, tmp_path, tiny_sets):
     "An (injected) out-of-memory error on batches above 8: the run halves its micro-batch twice and finishes."
@@ -53,3 +53,47 @@ def test_lr_find_saves_its_plot(cli, tmp_path, tiny_sets):
     rec = json.loads((tmp_path/'lrf'/'lr_find.json').read_text())
     assert 0 < rec['valley'] < 10 and len(rec['lrs']) == len(rec['losses']) > 10
     assert (tmp_path/'lrf'/'lr_find.png').stat().st_size > 5000
+
+def test_registered_loss_and_schedule_train_from_the_cli(tmp_path, tiny_sets):
+    "A loss and a schedule registered in their tables are accepted by `medtrain train --set` with no edit of config or CLI."
+    from conftest import medtrain_inproc
+    from medtrain.losses import register_loss, LOSSES
+    from medtrain.callbacks import register_schedule, SCHEDULES
+    used = {'loss': 0, 'schedule': 0}
+    def counted_ce(weight=None, label_smoothing=0.):
+        ce = LOSSES.get('cross_entropy')(weight=weight, label_smoothing=label_smoothing)
+        def loss(pred, *y): used['loss'] += 1; return ce(pred, *y)
+        loss.activation, loss.decodes, loss.y_int = ce.activation, ce.decodes, True
+        return loss
+    def halved_constant(learn, epochs, lr, cbs):
+        used['schedule'] += 1; return learn.fit(epochs, lr / 2, cbs=cbs)
+    register_loss('test_counted_ce')(counted_ce); register_schedule('test_halved_constant')(halved_constant)
+    try:
+        r = medtrain_inproc('train', *tiny_sets, '--set', 'train.epochs=1', '--set', 'model.arch=medcnn_small',
+                            '--set', 'train.loss=test_counted_ce', '--set', 'train.schedule=test_halved_constant',
+                            '--run-dir', tmp_path/'run', '--quiet')
+        assert r.returncode == 0, r.stderr
+        assert used['loss'] > 0 and used['schedule'] == 1
+        assert (tmp_path/'run'/'model').is_dir()
+        r = medtrain_inproc('train', *tiny_sets, '--set', 'train.schedule=test_halved_constan', '--run-dir', tmp_path/'run2')
+        assert r.returncode == 2 and "train.schedule: unknown schedule 'test_halved_constan'; did you mean 'test_halved_constant'" in r.stderr, r.stderr
+        assert not (tmp_path/'run2').exists()   # refused before any work: no run dir
+    finally:
+        LOSSES._items.pop('test_counted_ce', None); SCHEDULES._items.pop('test_halved_constant', None)
+
+from fastai.callback.core import Callback
+
+class NotInRangeTest(Callback):
+    "A user callback (train.callbacks) that says itself the learning-rate range test must leave it out."
+    in_lr_find = False
+    def before_fit(self): raise AssertionError("lr_find ran a callback marked in_lr_find = False")
+
+def test_lr_find_leaves_out_the_callbacks_that_say_so(tmp_path):
+    "lr_find drops callbacks by their own flag, not by class name: a user callback can opt out, as EMA and early stopping do."
+    from conftest import TINY
+    from medtrain.config import load_config
+    from medtrain.train import lr_find
+    cfg = load_config(overrides=TINY + [f'data.path={tmp_path}/data', 'model.arch=medcnn_small', 'train.ema=0.9',
+                                        'train.early_stopping.patience=1', 'train.callbacks=[test_training_options:NotInRangeTest]'], environ={})
+    sug = lr_find(cfg, tmp_path/'lrf', progress=False)
+    assert sug['valley'] > 0 and (tmp_path/'lrf'/'lr_find.png').exists()

@@ -30,6 +30,21 @@ def _settings():
     c = configparser.ConfigParser(); c.read(ROOT/'settings.ini')
     return c['DEFAULT']
 
+# The site's Quarto settings live in one file, the top-level _quarto.yml: nbdev 2 reads `<nbs_path>/_quarto.yml`
+# (nbdev.quarto.refresh_quarto_yml, nbdev.serve.proc_nbs), which is a symlink to it, and this builder reads it too.
+# Quarto's project is nbs/ (nbdev renders from there), so paths in it (css) are relative to nbs/.
+QUARTO_YML = ROOT/'_quarto.yml'
+
+def site_settings(quarto_yml: Path = QUARTO_YML) -> dict:
+    "What the mkdocs site takes from `_quarto.yml`: title, description, stylesheets, search, repository link (settings.ini fills the gaps, as nbdev.yml does for Quarto)."
+    import yaml
+    q, cfg = yaml.safe_load(Path(quarto_yml).read_text()) or {}, _settings()
+    web, html = q.get('website') or {}, (q.get('format') or {}).get('html') or {}
+    css = html.get('css') or []
+    return dict(title=web.get('title', cfg['title']), description=web.get('description', cfg['description']),
+                css=[NBS/c for c in ([css] if isinstance(css, str) else css)],
+                search=(web.get('navbar') or {}).get('search', True), repo_url=web.get('repo-url', cfg['git_url']))
+
 # ---------------------------------------------------------------- which notebooks become which pages
 def is_numbered(p: Path) -> bool: return bool(re.match(r'^\d+[a-z]?_', p.name))
 
@@ -282,19 +297,21 @@ def build(out: Path, stage: Path = ROOT/'_build'/'docs', quiet=False):
     say(f'{len(nbs)} notebooks processed')
     (docs/'stylesheets').mkdir()
     (docs/'stylesheets'/'extra.css').write_text(EXTRA_CSS)
+    site = site_settings()
+    for css in site['css']: shutil.copy(css, docs/'stylesheets'/css.name)   # the stylesheets Quarto's site uses, too
     config = {
-        'site_name': cfg['title'], 'site_description': cfg['description'], 'site_url': '',
+        'site_name': site['title'], 'site_description': site['description'], 'site_url': '',
         'docs_dir': 'docs', 'site_dir': str(out.resolve()), 'use_directory_urls': False, 'strict': False,
         'theme': {'name': 'material', 'font': False, 'language': 'en',
                   'features': ['navigation.sections', 'navigation.top', 'search.highlight', 'search.suggest', 'toc.follow'],
                   'palette': {'primary': 'indigo', 'accent': 'indigo'}},
-        'extra_css': ['stylesheets/extra.css'],
+        'extra_css': ['stylesheets/extra.css'] + [f'stylesheets/{css.name}' for css in site['css']],
         'markdown_extensions': ['attr_list', 'tables', 'admonition', 'toc', 'pymdownx.superfences'],
-        'plugins': ['search', {'mkdocs-jupyter': {'execute': False, 'include_source': False, 'include_requirejs': False,
+        'plugins': (['search'] if site['search'] else []) + [{'mkdocs-jupyter': {'execute': False, 'include_source': False, 'include_requirejs': False,
                                                   'ignore_h1_titles': False, 'remove_tag_config': {'remove_input_tags': ['hide-input']}}}],
         'nav': nav,
         'extra': {'generator': False, 'social': []},
-        'copyright': f"{cfg['copyright']} · source: <a href=\"{cfg['git_url']}\">{cfg['git_url']}</a>",
+        'copyright': f"{cfg['copyright']} · source: <a href=\"{site['repo_url']}\">{site['repo_url']}</a>",
     }
     (stage/'mkdocs.yml').write_text(json.dumps(config, indent=1))  # JSON is YAML
     say('mkdocs build')
