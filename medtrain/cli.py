@@ -7,12 +7,31 @@ from __future__ import annotations
 import argparse, re, sys, warnings
 from pathlib import Path
 
-from .config import MedtrainError, ConfigError, load_config, SyntheticConfig, DataConfig, MAX_PIXELS
+from .config import MedtrainError, ConfigError, load_config, SyntheticConfig, DataConfig, EvalConfig, MAX_PIXELS
 
 # %% auto #0
 __all__ = ['EXTRAS', 'data_config_for', 'build_parser', 'main', 'MissingExtra', 'missing_extra', 'require_extra']
 
 # %% ../nbs/12_cli.ipynb #3af3b5ca
+def _config_flags(p, section, fields, defaults=False, **metavars):
+    """A `--flag` for each field of the pydantic `section` (a NAME, or (NAME, TYPE) where the annotation is not the
+    flag's type): help from the field's description, type from its annotation. With `defaults` the flag's default is
+    the field's; else it is None, so an unset flag falls back to the section. Either way the default lives there only."""
+    for name in fields:
+        name, typ = name if isinstance(name, tuple) else (name, None)
+        f = section.model_fields[name]
+        typ = typ or next(a for a in (f.annotation, *getattr(f.annotation, '__args__', ())) if a is not type(None) and isinstance(a, type))
+        flag, default = '--' + name.replace('_', '-'), f.default if defaults else None
+        if typ is bool: p.add_argument(flag, action='store_true' if not f.default else argparse.BooleanOptionalAction, default=default, help=f.description)
+        else: p.add_argument(flag, type=typ, default=default, metavar=metavars.get(name), help=f"{f.description} (default {f.default})")
+
+def _section_from(args, section, what):
+    "The `section` built from the flags of its fields that `args` holds (unset ones: its defaults); a bad value is a `ConfigError`."
+    from pydantic import ValidationError
+    from medtrain.config import explain
+    try: return section(**{k: getattr(args, k) for k in section.model_fields if getattr(args, k, None) is not None})
+    except ValidationError as e: raise ConfigError(f"{what}: " + explain(e, section).replace('\n', '; ')) from None
+
 def _registry(args):
     from medtrain.registry import Registry
     return Registry(args.registry)
@@ -119,11 +138,9 @@ def _add_serving_commands(sub):
     v.add_argument('--port', type=int, default=8000)
     v.add_argument('--backend', default='onnx', choices=BACKENDS.names(), help="onnxruntime (default; a missing model.onnx is exported into the cache) or PyTorch")
     from medtrain.config import ServeConfig
-    for name, typ in (('max_upload_bytes', int), ('max_batch_bytes', int), ('max_batch_files', int), ('max_pixels', int), ('allowed_types', str),
-                      ('max_concurrent_decodes', int), ('limit_concurrency', int), ('timeout_keep_alive_s', int), ('header_timeout_s', float),
-                      ('body_timeout_s', float), ('api_key_file', Path), ('demo_cache_s', int), ('onnx_cache_dir', Path)):
-        f = ServeConfig.model_fields[name]
-        v.add_argument('--' + name.replace('_', '-'), type=typ, help=f"{f.description} (default {f.default})")
+    _config_flags(v, ServeConfig, ('max_upload_bytes', 'max_batch_bytes', 'max_batch_files', 'max_pixels', ('allowed_types', str),
+                                   'max_concurrent_decodes', 'limit_concurrency', 'timeout_keep_alive_s', 'header_timeout_s',
+                                   'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir'))
     v.add_argument('--cors-origins', help="comma-separated origins allowed by CORS (default: none)")
     v.add_argument('--no-docs', action='store_true', help="do not serve /docs, /redoc, /openapi.json")
     v.add_argument('--no-demo', action='store_true', help="do not mount the Gradio demo")
@@ -197,8 +214,8 @@ def _lr_find(args):
 def _evaluate(args):
     from medtrain.evaluate import evaluate
     from medtrain.registry import resolve_model
-    evaluate(resolve_model(args.model_path), args.test_data, args.out, bs=args.bs, progress=not args.quiet, target_sensitivity=args.target_sensitivity,
-             calibrate=args.calibrate, tta=args.tta, valid_data=args.valid_data, positive_class=args.positive_class)
+    cfg = _section_from(args, EvalConfig, 'evaluate')   # the flags are its fields
+    evaluate(resolve_model(args.model_path), args.test_data, args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
 
 def _synth(args):
     from pydantic import ValidationError
@@ -333,11 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--model-path', required=True, help="a model folder (RUN_DIR/model) or registry reference NAME@production")
     e.add_argument('--test-data', required=True, type=Path, help="folder of class folders, or CSV with path,label")
     e.add_argument('--out', type=Path, help="output folder (default: next to the model, test/)")
-    e.add_argument('--bs', type=int, default=64, help="batch size")
-    e.add_argument('--target-sensitivity', type=float, metavar='S', help="binary models: also report the threshold picked on validation for sensitivity ≥ S")
-    e.add_argument('--positive-class', metavar='NAME', help="binary models: the class whose sensitivity is reported (default: the second in sorted order)")
-    e.add_argument('--calibrate', action='store_true', help="fit a temperature on validation; report ECE before/after")
-    e.add_argument('--tta', action='store_true', help="test-time augmentation: average over the image and its flips")
+    _config_flags(e, EvalConfig, EvalConfig.model_fields, defaults=True, target_sensitivity='S', positive_class='NAME')   # defaults: medtrain.config.EvalConfig
     e.add_argument('--valid-data', type=Path, help="validation data for --target-sensitivity/--calibrate (default: the run's splits.csv)")
     e.add_argument('--quiet', '-q', action='store_true')
     e.set_defaults(func=_evaluate)
@@ -461,9 +474,7 @@ def _add_eval_commands(sub):
     r.add_argument('run_dir', type=Path, metavar='RUN_DIR')
     r.add_argument('--out', type=Path, default=Path('reports'), help="folder for the executed notebook and HTML (default reports/)")
     r.add_argument('--notebook', type=Path, help="report notebook (default: nbs/evaluate.ipynb of the source tree, else the copy installed with medtrain)")
-    r.add_argument('--target-sensitivity', type=float, metavar='S', help="binary models: threshold picked on validation for sensitivity ≥ S")
-    r.add_argument('--positive-class', metavar='NAME', help="binary models: the class whose sensitivity is reported")
-    r.add_argument('--tta', action='store_true', help="test-time augmentation (flips)")
+    _config_flags(r, EvalConfig, ('target_sensitivity', 'positive_class', 'tta'), target_sensitivity='S', positive_class='NAME')
     r.add_argument('--no-html', action='store_true', help="skip the HTML copy")
     r.add_argument('--show-code', action='store_true', help="keep the code cells in the HTML copy")
     r.add_argument('--quiet', '-q', action='store_true')
