@@ -26,11 +26,13 @@ def _config_flags(p, section, fields, defaults=False, **metavars):
         else: p.add_argument(flag, type=typ, default=default, metavar=metavars.get(name), help=f"{f.description} (default {f.default})")
 
 def _section_from(args, section, what):
-    "The `section` built from the flags of its fields that `args` holds (unset ones: its defaults); a bad value is a `ConfigError`."
+    "The `section` built from the flags of its fields that `args` holds (unset ones: its defaults); a bad value is a `ConfigError` naming the flag."
     from pydantic import ValidationError
     from medtrain.config import explain
     try: return section(**{k: getattr(args, k) for k in section.model_fields if getattr(args, k, None) is not None})
-    except ValidationError as e: raise ConfigError(f"{what}: " + explain(e, section).replace('\n', '; ')) from None
+    except ValidationError as e:
+        lines = [l.partition(': ') for l in explain(e, section).splitlines()]   # `n_boot: …` → `--n-boot: …`
+        raise ConfigError(f"{what}: " + '; '.join(f"--{k.replace('_', '-')}: {msg}" for k, _, msg in lines)) from None
 
 def _registry(args):
     from medtrain.registry import Registry

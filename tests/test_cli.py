@@ -96,4 +96,4 @@ def test_evaluate_flags_follow_evalconfig(monkeypatch, capsys):
     assert C.main(['evaluate', '--model-path', 'm', '--test-data', 't', '--no-tta', '--ci-level', '0.9']) in (0, None)
     assert (seen['cfg'].n_boot, seen['cfg'].tta, seen['cfg'].ci_level) == (7, False, 0.9)
     assert C.main(['evaluate', '--model-path', 'm', '--test-data', 't', '--target-sensitivity', '2']) == 2
-    assert 'target_sensitivity' in capsys.readouterr().err
+    assert '--target-sensitivity' in capsys.readouterr().err
