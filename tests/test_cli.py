@@ -81,13 +81,13 @@ def test_evaluate_flags_follow_evalconfig(monkeypatch, capsys):
     "A default changed in EvalConfig is the `evaluate` flag's default (parsed and in --help) and reaches evaluate()."
     import pytest
     from pydantic import Field
-    import medtrain.cli as C, medtrain.evaluate as E, medtrain.registry as R
-    class Changed(C.EvalConfig):
+    import medtrain.cli as C, medtrain.cli_models as M, medtrain.evaluate as E, medtrain.registry as R
+    class Changed(M.EvalConfig):
         n_boot: int = Field(7, ge=1, description="bootstrap resamples")
         tta: bool = Field(True, description="flips")
-    monkeypatch.setattr(C, 'EvalConfig', Changed)
+    monkeypatch.setattr(M, 'EvalConfig', Changed)   # the evaluate command group builds its flags and its config from it
     a = C.build_parser().parse_args(['evaluate', '--model-path', 'm', '--test-data', 't'])
-    assert (a.n_boot, a.tta, a.bs) == (7, True, C.EvalConfig().bs)
+    assert (a.n_boot, a.tta, a.bs) == (7, True, M.EvalConfig().bs)
     with pytest.raises(SystemExit): C.build_parser().parse_args(['evaluate', '--help'])
     assert '(default 7)' in capsys.readouterr().out
     seen = {}
