@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'DataConfig',
            'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig',
-           'Config', 'ServeConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
+           'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
            'seed_everything', 'get_device', 'progress_iter', 'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
@@ -228,6 +228,18 @@ class ServeConfig(_Section):
     def pixels_limit(self, size: int) -> int:
         "`max_pixels`, or the default for a model whose input side is `size`."
         return self.max_pixels or int(min(max(64 * size * size, 4_000_000), 64_000_000))
+
+# %% ../nbs/00_config.ipynb #80eeec46
+class EvalConfig(_Section):
+    "Defaults of `medtrain evaluate` (`evaluate`, `bootstrap_ci`): the one place evaluation defaults are defined."
+    bs: int = Field(64, ge=1, description="batch size")
+    n_boot: int = Field(1000, ge=1, description="bootstrap resamples of the test set for the confidence intervals")
+    ci_level: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
+    tta: bool = Field(False, description="test-time augmentation: average over the image and its flips")
+    calibrate: bool = Field(False, description="fit a temperature on validation; report ECE before/after")
+    target_sensitivity: Optional[float] = Field(None, gt=0, le=1, description="binary models: also report the threshold picked on validation for sensitivity ≥ this")
+    positive_class: Optional[str] = Field(None, description="binary models: the class whose sensitivity is reported (default: the second in sorted order)")
+    n_worst: int = Field(16, ge=0, description="most confident errors shown in worst_errors.png")
 
 # %% ../nbs/00_config.ipynb #ea44b5a4
 def _section_type(ann):

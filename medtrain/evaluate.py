@@ -17,7 +17,8 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, 
 
 import torch.nn.functional as F
 import medtrain
-from .config import DataConfig, ConfigError, DataError, MedtrainError, progress_iter
+from pydantic import ValidationError
+from .config import DataConfig, EvalConfig, ConfigError, DataError, MedtrainError, explain, progress_iter
 from .data import load_source, test_dl, open_image
 from .models import load_model
 
@@ -120,7 +121,7 @@ def plot_history(history: pd.DataFrame, folder):
 # %% ../nbs/07_evaluate.ipynb #4b59665e
 HEADLINE = ('accuracy', 'balanced_accuracy', 'macro_f1', 'roc_auc')
 
-def bootstrap_ci(y_true, probs, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+def bootstrap_ci(y_true, probs, n_boot: int = EvalConfig().n_boot, seed: int = 0, level: float = EvalConfig().ci_level) -> dict:
     "Percentile bootstrap intervals of the headline metrics: `{metric: [low, high]}`."
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     rng = np.random.default_rng(seed)
@@ -303,13 +304,20 @@ def write_report(metrics: dict, folder, title='medtrain evaluation', images=()):
     (folder/'report.html').write_text(page)
     return folder/'report.html'
 
-def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progress=True, target_sensitivity: float | None = None,
-             calibrate: bool = False, tta: bool = False, valid_data=None, n_worst: int = 16, positive_class: str | None = None) -> dict:
+def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu', progress=True, target_sensitivity: float | None = None,
+             calibrate: bool | None = None, tta: bool | None = None, valid_data=None, n_worst: int | None = None, positive_class: str | None = None,
+             cfg: EvalConfig | None = None) -> dict:
     """Evaluate the saved model at `model_path` on `test_data`; writes metrics, predictions, plots and a report to `out`.
     `target_sensitivity` (binary models) and `calibrate` use the validation split (`valid_data`, default: the run's
     `splits.csv`) to pick a threshold / fit a temperature; `tta` averages the predictions over flips. Sensitivity is
-    that of `positive_class` (default: the second class in sorted order)."""
+    that of `positive_class` (default: the second class in sorted order). An argument left at None takes its value
+    from `cfg` (default `EvalConfig()`, where every default is defined)."""
     start = time.time()
+    given = dict(bs=bs, target_sensitivity=target_sensitivity, calibrate=calibrate, tta=tta, n_worst=n_worst, positive_class=positive_class)
+    cfg = cfg or EvalConfig()
+    try: cfg = EvalConfig(**{**cfg.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as e: raise ConfigError('evaluate: ' + explain(e, EvalConfig).replace('\n', '; ')) from None
+    bs, target_sensitivity, calibrate, tta, n_worst, positive_class = (getattr(cfg, k) for k in given)
     model, meta = load_model(model_path, device)
     classes = meta['classes']
     if target_sensitivity is not None and not 0 < target_sensitivity <= 1:   # before any work: a typo answers at once
@@ -330,7 +338,7 @@ def evaluate(model_path, test_data, out=None, bs: int = 64, device='cpu', progre
     df = read_test_data(test_data)
     probs, targs = _predict(df, '--test-data')
     metrics = compute_metrics(targs, probs, classes)
-    metrics['ci95'] = bootstrap_ci(targs, probs)
+    metrics['ci95'] = bootstrap_ci(targs, probs, cfg.n_boot, level=cfg.ci_level)
     if len(classes) == 2: metrics['binary'] = dict(binary_rates(*as_pos(targs, probs)), positive=classes[pos])
     if tta: metrics['tta'] = ['identity', 'flip horizontal', 'flip vertical']
     out = Path(out or Path(model_path).parent/'test'); (out/'plots').mkdir(parents=True, exist_ok=True)

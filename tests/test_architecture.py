@@ -20,6 +20,7 @@ _ONCE = {
     'augment.max_rotate 20': r'\bmax_rotate\b[^\n,]{0,20}\b20(\.0)?\b',      # `max_rotate: float = Field(20.0` or `max_rotate=20.0`
     'augment.max_zoom 1.1': r'\bmax_zoom\b[^\n,]{0,20}\b1\.1\b',
     'augment.max_lighting 0.2': r'\bmax_lighting\b[^\n,]{0,20}\b0\.2\b',
+    'evaluate n_boot 1000': r'\bn_boot\b[^\n,]{0,20}\b1000\b',        # EvalConfig's field; bootstrap_ci and the CLI read it
 }
 
 @pytest.mark.parametrize('pattern', list(_ONCE.values()), ids=list(_ONCE))

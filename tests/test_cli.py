@@ -76,3 +76,24 @@ def test_a_newly_registered_source_is_accepted_by_config_and_cli(tmp_path, cli_i
     assert len(pd.read_csv(tmp_path/'run'/'splits.csv')) == len(rows)
     r = cli_inproc('train', '--set', 'data.source=mien', '--set', f'data.path={tmp_path/"syn"}', '--run-dir', tmp_path/'run2')
     assert r.returncode == 2 and "data.source: unknown data source 'mien'; did you mean 'mine'" in r.stderr and not (tmp_path/'run2').exists()
+
+def test_evaluate_flags_follow_evalconfig(monkeypatch, capsys):
+    "A default changed in EvalConfig is the `evaluate` flag's default (parsed and in --help) and reaches evaluate()."
+    import pytest
+    from pydantic import Field
+    import medtrain.cli as C, medtrain.cli_models as M, medtrain.evaluate as E, medtrain.registry as R
+    class Changed(M.EvalConfig):
+        n_boot: int = Field(7, ge=1, description="bootstrap resamples")
+        tta: bool = Field(True, description="flips")
+    monkeypatch.setattr(M, 'EvalConfig', Changed)   # the evaluate command group builds its flags and its config from it
+    a = C.build_parser().parse_args(['evaluate', '--model-path', 'm', '--test-data', 't'])
+    assert (a.n_boot, a.tta, a.bs) == (7, True, M.EvalConfig().bs)
+    with pytest.raises(SystemExit): C.build_parser().parse_args(['evaluate', '--help'])
+    assert '(default 7)' in capsys.readouterr().out
+    seen = {}
+    monkeypatch.setattr(R, 'resolve_model', lambda m: m)
+    monkeypatch.setattr(E, 'evaluate', lambda *a, cfg=None, **kw: seen.update(cfg=cfg))
+    assert C.main(['evaluate', '--model-path', 'm', '--test-data', 't', '--no-tta', '--ci-level', '0.9']) in (0, None)
+    assert (seen['cfg'].n_boot, seen['cfg'].tta, seen['cfg'].ci_level) == (7, False, 0.9)
+    assert C.main(['evaluate', '--model-path', 'm', '--test-data', 't', '--target-sensitivity', '2']) == 2
+    assert '--target-sensitivity' in capsys.readouterr().err

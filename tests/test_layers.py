@@ -4,7 +4,7 @@ import ast, re
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1]/'medtrain'
-BODY_IMPORTS_MAX = 10  # function-body imports of medtrain outside cli.py (35 before issue M's serving refactor); each points down the layers
+BODY_IMPORTS_MAX = 10  # function-body imports of medtrain outside the CLI modules cli.py and cli_*.py (35 before issue M's serving refactor); each points down the layers
 # Imports that go up the reading order, in chapters other items of issue M restructure (data preparation, training
 # callbacks) in parallel; each is to be removed from here when its chapter is fixed. data → shards also closes a cycle.
 PENDING = {('train', 'tracking'), ('train', 'evaluate'), ('train', 'runs')}
@@ -63,7 +63,7 @@ def test_no_import_cycle_among_medtrain_modules():
 
 def test_function_body_imports_do_not_grow():
     _, in_body = _imports(_modules())
-    found = {m: lines for m, lines in in_body.items() if lines and m != 'cli'}
+    found = {m: lines for m, lines in in_body.items() if lines and not (m == 'cli' or m.startswith('cli_'))}   # command handlers import the API lazily: --help stays fast
     assert sum(map(len, found.values())) <= BODY_IMPORTS_MAX, f"medtrain imports inside functions: {found}"
 
 def _chapter(module: str) -> str | None:
