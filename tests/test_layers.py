@@ -76,3 +76,11 @@ def test_reading_order_is_the_import_order():
     later = [(m, n) for m, deps in graph.items() for n in deps
              if _chapter(m) and _chapter(n) and _chapter(n) > _chapter(m)]
     assert not later, f"imports of a later chapter: {', '.join(f'{m} ({_chapter(m)}) → {n} ({_chapter(n)})' for m, n in later)}"
+
+def test_test_scaffolding_stays_out_of_the_package():
+    "`tiny_learner` (a test fixture) is defined only in `medtrain.test_utils`, and no other medtrain module imports that."
+    mods = _modules()
+    graph, _ = _imports(mods)
+    defined = [m for m, tree in mods.items() if any(isinstance(n, ast.FunctionDef) and n.name == 'tiny_learner' for n in tree.body)]
+    assert defined == ['test_utils'], f"tiny_learner defined in {defined}"
+    assert not [m for m, deps in graph.items() if 'test_utils' in deps], "a medtrain module imports the test utilities"
