@@ -28,21 +28,9 @@ from .augment import ProgressiveResize
 from timm.utils import ModelEmaV3
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'tiny_learner', 'TrainingDiverged', 'NanGuard', 'build_opt', 'register_schedule', 'fit',
-           'check_choices', 'EMA', 'CPUAutocast', 'precision_callbacks', 'ChannelsLast', 'CompileModel',
-           'fast_path_callbacks', 'SaveBestModel', 'mark', 'has_flag', 'build_callbacks', 'GradRecorder']
-
-# %% ../nbs/05_callbacks.ipynb #f248409a
-def tiny_learner(n: int = 64, n_classes: int = 3, n_feat: int = 8, bs: int = 16, seed: int = 0, model=None,
-                 shuffle: bool = False, cls=Learner, **kw):
-    "A linear classifier on random data, for tests and demonstrations (CPU, < 1 s)."
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, n_feat, generator=g)
-    y = (x[:, :n_classes].argmax(1))
-    ds = list(zip(x, y))
-    dls = DataLoaders.from_dsets(ds[:n * 3 // 4], ds[n * 3 // 4:], bs=bs, device='cpu', shuffle=shuffle)
-    torch.manual_seed(seed)
-    return cls(dls, model or nn.Linear(n_feat, n_classes), loss_func=kw.pop('loss_func', CrossEntropyLossFlat()), **kw)
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'TrainingDiverged', 'NanGuard', 'build_opt', 'register_schedule', 'fit', 'check_choices',
+           'EMA', 'CPUAutocast', 'precision_callbacks', 'ChannelsLast', 'CompileModel', 'fast_path_callbacks',
+           'SaveBestModel', 'mark', 'has_flag', 'build_callbacks', 'GradRecorder']
 
 # %% ../nbs/05_callbacks.ipynb #b804879c
 class TrainingDiverged(MedtrainError):

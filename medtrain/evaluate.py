@@ -23,100 +23,18 @@ from .data import load_source, test_dl, open_image
 from .models import load_model
 
 # %% auto #0
-__all__ = ['HEADLINE', 'roc_auc', 'pr_auc', 'expected_calibration_error', 'binary_rates', 'compute_metrics', 'plot_confusion',
-           'plot_history', 'bootstrap_ci', 'plot_reliability', 'plot_curves', 'threshold_for_sensitivity',
-           'operating_points', 'apply_temperature', 'fit_temperature', 'calibration_report', 'predict_tta',
-           'worst_errors', 'plot_worst_errors', 'predict', 'read_test_data', 'write_report', 'evaluate',
-           'report_notebook', 'run_report']
+__all__ = ['HEADLINE', 'bootstrap_ci', 'plot_reliability', 'plot_curves', 'threshold_for_sensitivity', 'operating_points',
+           'apply_temperature', 'fit_temperature', 'calibration_report', 'predict_tta', 'worst_errors',
+           'plot_worst_errors', 'read_test_data', 'write_report', 'evaluate', 'report_notebook', 'run_report',
+           'roc_auc', 'pr_auc', 'expected_calibration_error', 'binary_rates', 'compute_metrics', 'plot_confusion',
+           'plot_history', 'predict']
 
-# %% ../nbs/07_evaluate.ipynb #61a46714
-def roc_auc(y_true, probs) -> float | None:
-    "Binary: AUC of class 1; multiclass: macro one-vs-rest over the classes present. None when undefined."
-    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
-    present = np.unique(y_true)
-    if len(present) < 2: return None
-    if probs.shape[1] == 2: return float(roc_auc_score(y_true, probs[:, 1]))
-    aucs = [roc_auc_score(y_true == c, probs[:, c]) for c in present]   # OvR, only for classes with positives
-    return float(np.mean(aucs))
-
-def pr_auc(y_true, probs) -> float | None:
-    "Average precision: binary, of class 1; multiclass, macro one-vs-rest over the classes present."
-    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
-    present = np.unique(y_true)
-    if len(present) < 2: return None
-    if probs.shape[1] == 2: return float(average_precision_score(y_true == 1, probs[:, 1]))
-    return float(np.mean([average_precision_score(y_true == c, probs[:, c]) for c in present]))
-
-def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
-    "ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins weighted by their size."
-    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
-    conf, correct = probs.max(1), (probs.argmax(1) == y_true)
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    return float(sum(abs(correct[bins == b].mean() - conf[bins == b].mean()) * (bins == b).mean()
-                     for b in range(n_bins) if (bins == b).any()))
-
-def binary_rates(y_true, probs, threshold: float = 0.5) -> dict:
-    "Sensitivity (recall of class 1) and specificity (recall of class 0) when class 1 is called at p ≥ `threshold`."
-    y_true, pred = np.asarray(y_true), (np.asarray(probs)[:, 1] >= threshold).astype(int)
-    pos, neg = y_true == 1, y_true == 0
-    return dict(threshold=float(threshold), sensitivity=float((pred[pos] == 1).mean()) if pos.any() else None,
-                specificity=float((pred[neg] == 0).mean()) if neg.any() else None)
-
-def compute_metrics(y_true, probs, classes) -> dict:
-    "The standard metrics dict from integer targets and class probabilities."
-    y_true, probs = np.asarray(y_true), np.asarray(probs)
-    y_pred = probs.argmax(1)
-    labels = list(range(len(classes)))
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    present = np.unique(y_true)
-    return dict(
-        n=int(len(y_true)),
-        accuracy=float(accuracy_score(y_true, y_pred)),
-        balanced_accuracy=float(balanced_accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, labels=present, average='macro', zero_division=0)),
-        weighted_f1=float(f1_score(y_true, y_pred, labels=labels, average='weighted', zero_division=0)),
-        roc_auc=roc_auc(y_true, probs),
-        pr_auc=pr_auc(y_true, probs),
-        ece=expected_calibration_error(y_true, probs),
-        **({'binary': binary_rates(y_true, probs)} if len(classes) == 2 else {}),
-        classes=list(classes),
-        confusion_matrix=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        per_class={c: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i]))
-                   for i, c in enumerate(classes)})
-
-# %% ../nbs/07_evaluate.ipynb #f70d947d
-def plot_confusion(cm, classes, path=None, normalize=False, title='Confusion matrix'):
-    "Confusion matrix as a heat map with counts (or row-normalised rates) in the cells."
-    cm = np.asarray(cm, dtype=float)
-    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(classes), 0.8 + 0.6 * len(classes)))
-    ax.imshow(shown, cmap='Blues')
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right'); ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel('predicted'); ax.set_ylabel('actual'); ax.set_title(title)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{shown[i, j]:.2f}" if normalize else int(shown[i, j]), ha='center', va='center',
-                    color='white' if shown[i, j] > shown.max() / 2 else 'black', fontsize=8)
-    fig.tight_layout()
-    if path: fig.savefig(path, dpi=100); plt.close(fig)
-    return fig
-
-def plot_history(history: pd.DataFrame, folder):
-    "`loss.png` (train/valid loss per epoch) and `metrics.png` (each validation metric per epoch) from a history table."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    ep = history.epoch + 1
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for c in ('train_loss', 'valid_loss'): ax.plot(ep, history[c], marker='o', label=c)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(); ax.set_title('Loss'); fig.tight_layout()
-    fig.savefig(folder/'loss.png', dpi=100); plt.close(fig)
-    metrics = [c for c in history.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time')]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for c in metrics: ax.plot(ep, history[c], marker='o', label=c)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel('epoch'); ax.set_ylim(0, 1); ax.legend(); ax.set_title('Validation metrics'); fig.tight_layout()
-    fig.savefig(folder/'metrics.png', dpi=100); plt.close(fig)
-    return [folder/'loss.png', folder/'metrics.png']
+# %% ../nbs/07_evaluate.ipynb #804796bf
+# re-exported: they lived here before training needed them (see the metrics chapter)
+from .metrics import (roc_auc, pr_auc, expected_calibration_error, binary_rates, compute_metrics, plot_confusion,
+    plot_history, predict)
+_all_ = ['roc_auc', 'pr_auc', 'expected_calibration_error', 'binary_rates', 'compute_metrics', 'plot_confusion',
+         'plot_history', 'predict']
 
 # %% ../nbs/07_evaluate.ipynb #4b59665e
 HEADLINE = ('accuracy', 'balanced_accuracy', 'macro_f1', 'roc_auc')
@@ -248,15 +166,6 @@ def plot_worst_errors(paths, y_true, probs, classes, path=None, n: int = 16, n_i
     return fig
 
 # %% ../nbs/07_evaluate.ipynb #7f2259f6
-@torch.no_grad()
-def predict(model, dl, progress=True) -> tuple[np.ndarray, np.ndarray]:
-    "Class probabilities and targets for every batch of a labelled DataLoader."
-    model.eval()
-    probs, targs = [], []
-    for xb, yb in progress_iter(dl, display=progress, leave=False):
-        probs.append(torch.softmax(model(xb).float(), 1).cpu()); targs.append(yb.cpu())
-    return torch.cat(probs).numpy(), torch.cat(targs).numpy()
-
 def read_test_data(test_data, split: str = 'test', flag: str = '--test-data') -> pd.DataFrame:
     "The standard table for a folder (class folders, or split folders whose `split` part is used) or a CSV (its `split` rows when it has a split column)."
     p = Path(test_data)

@@ -23,7 +23,7 @@ from .data import SOURCES, build_dls, detect_n_in, norm_stats, data_version
 from .prepare import Split, prepare_data, read_split
 from .cache import build_input
 from .models import build_model, save_model
-from .evaluate import predict, compute_metrics, plot_history, plot_confusion
+from .metrics import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
 from .callbacks import build_callbacks, build_opt, fit, check_choices, has_flag, CPUAutocast, precision_callbacks, SaveBestModel   # the last three: re-exported (they lived here)
 from .resume import TrainCheckpoint, HistoryCSV, load_checkpoint

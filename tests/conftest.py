@@ -19,17 +19,32 @@ def cli(): return medtrain
 TINY = ['data.synthetic.n_images=160', 'data.synthetic.image_size=32', 'data.size=32', 'train.epochs=2',
         'train.bs=32', 'train.device=cpu', 'data.synthetic.majority=0.4']
 
+def tiny_config(tmp_path=None, *extra: str) -> list[str]:
+    """The `key=value` overrides of a tiny synthetic CPU run: `TINY`, its data in `tmp_path/data` (when given), then
+    `extra`; a key given again replaces the earlier value. The one small config the tests share."""
+    kv = dict(o.split('=', 1) for o in [*TINY, *([f'data.path={tmp_path}/data'] if tmp_path else []), *extra])
+    return [f'{k}={v}' for k, v in kv.items()]
+
+def as_sets(overrides) -> list[str]:
+    "`--set` arguments for the CLI from `key=value` overrides."
+    return [a for kv in overrides for a in ('--set', kv)]
+
+def load_tiny(tmp_path=None, *extra: str):
+    "`tiny_config(tmp_path, *extra)` as a loaded `Config` (environment variables ignored)."
+    from medtrain.config import load_config
+    return load_config(overrides=tiny_config(tmp_path, *extra), environ={})
+
 @pytest.fixture
 def tiny_sets(tmp_path):
     "`--set` arguments for a tiny synthetic run whose data lives in tmp_path."
-    return [a for kv in TINY + [f'data.path={tmp_path}/data'] for a in ('--set', kv)]
+    return as_sets(tiny_config(tmp_path))
 
 @pytest.fixture(scope='session')
 def trained_run(tmp_path_factory):
     "One tiny medcnn_small run (32 px, 1 epoch, ~10 s) shared by the registry, export, serving and predict tests."
     d = tmp_path_factory.mktemp('trained')
-    sets = TINY + [f'data.path={d}/data', 'train.epochs=1', 'model.arch=medcnn_small']
-    medtrain('train', *[a for kv in sets for a in ('--set', kv)], '--run-dir', d/'run', '--quiet', check=True)
+    sets = as_sets(tiny_config(d, 'train.epochs=1', 'model.arch=medcnn_small'))
+    medtrain('train', *sets, '--run-dir', d/'run', '--quiet', check=True)
     return d/'run'
 
 import contextlib, io

@@ -1,10 +1,10 @@
 "`medtrain tune` end to end on tiny synthetic data (the 2-fold CV and the no-test-split spy run in nbs/08_tune.ipynb)."
 import json, sqlite3
 import pandas as pd, yaml
-from conftest import medtrain, TINY
+from conftest import medtrain, tiny_config, as_sets
 
 def _sets(tmp_path, *extra):
-    return [a for kv in TINY + [f'data.path={tmp_path}/data', 'model.arch=medcnn_small', *extra] for a in ('--set', kv)]
+    return as_sets(tiny_config(tmp_path, 'model.arch=medcnn_small', *extra))
 
 def test_tune_three_trials(tmp_path):
     space = tmp_path/'space.yaml'
@@ -34,9 +34,8 @@ def test_two_workers_on_one_sqlite_study_draw_different_trials(tmp_path):
     space.write_text(yaml.safe_dump({'train.lr': {'low': 1e-4, 'high': 1e-2, 'log': True}, 'train.wd': {'low': 0.0, 'high': 0.1}}))
     storage = f"sqlite:///{tmp_path/'shared.db'}"
     def worker(w):   # each machine has its own data copy and output folder; only the study is shared
-        sets = [a for kv in ['data.synthetic.n_images=60', 'data.synthetic.image_size=16', 'data.size=16', 'train.epochs=1',
-                             'train.bs=32', 'train.device=cpu', 'data.synthetic.majority=0.4', 'model.arch=medcnn_small',
-                             f'data.path={tmp_path}/data-{w}'] for a in ('--set', kv)]
+        sets = as_sets(tiny_config(None, 'data.synthetic.n_images=60', 'data.synthetic.image_size=16', 'data.size=16',
+                                   'train.epochs=1', 'model.arch=medcnn_small', f'data.path={tmp_path}/data-{w}'))
         return subprocess.Popen([sys.executable, '-m', 'medtrain', 'tune', '--space', space, '--trials', '2', '--out', tmp_path/f'tune-{w}',
                                  '--storage', storage, '--study-name', 'shared', '--quiet', *sets],
                                 env={**os.environ, 'MPLBACKEND': 'Agg'}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

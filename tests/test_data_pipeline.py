@@ -4,10 +4,9 @@ import numpy as np, pandas as pd, pytest
 from PIL import Image
 from medtrain.config import SyntheticConfig
 from medtrain.data import make_synthetic, write_dicom
-from conftest import medtrain_inproc as cli_inproc
+from conftest import medtrain_inproc as cli_inproc, tiny_config, as_sets
 
-SMALL = ['data.size=32', 'train.epochs=1', 'train.bs=32', 'train.device=cpu', 'data.valid_pct=0.2', 'data.test_pct=0.2']
-def _sets(*kv): return [a for x in SMALL + list(kv) for a in ('--set', x)]
+def _sets(*kv): return as_sets(tiny_config(None, 'train.epochs=1', 'data.valid_pct=0.2', 'data.test_pct=0.2', *kv))
 
 @pytest.fixture
 def folder_with_bad_files(tmp_path):

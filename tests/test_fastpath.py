@@ -7,11 +7,10 @@ import numpy as np
 from medtrain.config import load_config
 from medtrain.train import train
 from medtrain.cache import CachedImageDL
+from conftest import load_tiny
 
 def _cfg(tmp_path, *extra):
-    return load_config(overrides=[f'data.path={tmp_path}/data', 'data.synthetic.n_images=200', 'data.synthetic.image_size=32',
-                                  'data.size=32', 'train.epochs=2', 'train.bs=32', 'train.device=cpu', 'model.arch=medcnn_small',
-                                  'data.synthetic.majority=0.4', *extra], environ={})
+    return load_tiny(tmp_path, 'data.synthetic.n_images=200', 'model.arch=medcnn_small', *extra)
 
 def test_cache_same_metrics_and_reuse(tmp_path, monkeypatch):
     plain = train(_cfg(tmp_path), tmp_path/'plain', progress=False)

@@ -79,7 +79,7 @@ def _half_then_fail(real):
 def test_model_sidecar_last_json_and_best_checkpoint_are_written_atomically(tmp_path, monkeypatch):
     import pathlib, torch
     from medtrain.models import build_model, save_model, read_meta
-    from medtrain.callbacks import tiny_learner
+    from medtrain.test_utils import tiny_learner
     from medtrain.resume import TrainCheckpoint
     from medtrain.train import SaveBestModel
     meta = dict(arch='medcnn_small', n_in=3, classes=['a', 'b'], size=32, mean=[.5] * 3, std=[.25] * 3)

@@ -2,14 +2,14 @@
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
+from conftest import tiny_config, as_sets
 
 HERE = Path(__file__).parent
 
 def _sets(tmp_path, n_images=200):
-    opts = [f'data.synthetic.n_images={n_images}', 'data.synthetic.image_size=32', 'data.size=32', 'data.synthetic.majority=0.4',
-            f'data.path={tmp_path}/data', 'model.arch=medcnn_small', 'train.epochs=3', 'train.bs=16', 'train.device=cpu',
-            'augment.mixup=0.4', 'train.ema=0.9', 'train.checkpoint_every=2', 'train.callbacks=[plugins:SlowBatches]']
-    return [a for o in opts for a in ('--set', o)]
+    return as_sets(tiny_config(tmp_path, f'data.synthetic.n_images={n_images}', 'model.arch=medcnn_small', 'train.epochs=3',
+                               'train.bs=16', 'augment.mixup=0.4', 'train.ema=0.9', 'train.checkpoint_every=2',
+                               'train.callbacks=[plugins:SlowBatches]'))
 
 def _env(): return {**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONPATH': f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
