@@ -12,10 +12,10 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'DataConfig',
-           'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig',
-           'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
-           'seed_everything', 'get_device', 'progress_iter', 'import_object']
+__all__ = ['MAX_PIXELS', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'TaskConfig',
+           'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig',
+           'TrackingConfig', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides',
+           'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter', 'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -72,6 +72,24 @@ class SyntheticConfig(_Section):
     noise: float = Field(0.0, ge=0, lt=1, description="fraction of labels flipped to another class")
     images_per_patient: int = Field(3, ge=1, description="mean images per patient (grouped splits)")
 
+class TaskConfig(_Section):
+    "One target of a multi-task model (`data.tasks`): its name, kind, the CSV column(s) it is read from, and its weight."
+    name: str = Field(pattern=r'^[A-Za-z][A-Za-z0-9_]{0,63}$', description="the task's name (letters, digits, _): keys `tasks:` in metrics.json and the answers")
+    kind: Literal['multiclass', 'binary', 'multilabel', 'regression'] = Field(description="multiclass, binary, multilabel or regression")
+    column: Optional[str] = Field(None, description="the CSV column holding the target (multilabel: labels joined by `|`)")
+    columns: Optional[list[str]] = Field(None, description="multilabel only: one 0/1 column per label (the column names are the labels)")
+    weight: float = Field(1.0, ge=0, description="the task's weight in the summed loss (train.task_weighting: fixed)")
+    loss: Optional[str] = Field(None, description="a loss of the kind's table (`multitask.TASK_KINDS[kind].losses`) or package.module:Callable; None = the kind's default")
+    loss_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the task's loss")
+
+    @model_validator(mode='after')
+    def _one_source(self):
+        if (self.column is None) == (self.columns is None): raise ValueError("@column: give either column or columns")
+        if self.columns is not None and self.kind != 'multilabel': raise ValueError("@columns: only a multilabel task reads several columns")
+        if self.columns is not None and (not self.columns or len(set(self.columns)) != len(self.columns)):
+            raise ValueError("@columns: give one or more distinct column names")
+        return self
+
 class DataConfig(_Section):
     source: str = Field('synthetic', description="a registered data source (`medtrain.data.SOURCES`: folder, csv, npz, synthetic, shards, or one you register); checked where the data is loaded")
     path: Union[Path, str] = Field(Path('data/synthetic'), description="folder, CSV/npz file, shard folder, any fsspec URL (s3://, https://), or where synthetic data is written")
@@ -86,6 +104,16 @@ class DataConfig(_Section):
     imbalance: Literal['none', 'weighted_loss', 'oversample'] = Field('none', description="class weights in the loss, or a weighted sampler")
     dicom_window: Optional[tuple[float, float]] = Field(None, description="DICOM (center, width); None = the file's own window")
     dicom_frame: int = Field(0, description="frame of multi-frame DICOM files")
+    tasks: Optional[list[TaskConfig]] = Field(None, description="several targets at once (csv source): one entry per task; None = one multiclass task from the `label` column")
+
+    @field_validator('tasks')
+    @classmethod
+    def _unique_tasks(cls, v):
+        if v is None: return v
+        if not v: raise ValueError("give at least one task, or leave data.tasks out")
+        names = [t.name for t in v]
+        if len(set(names)) != len(names): raise ValueError(f"task names must be unique (got {', '.join(names)})")
+        return v
 
     @field_validator('path', mode='after')
     @classmethod
@@ -152,6 +180,7 @@ class TrainConfig(_Section):
     channels_last: bool = Field(False, description="channels-last memory format for the model and its inputs")
     compile: bool = Field(False, description="torch.compile the model (slow first steps; faster later ones on a GPU)")
     progress: bool = Field(True, description="show progress bars")
+    task_weighting: Literal['fixed', 'uncertainty'] = Field('fixed', description="several tasks (data.tasks): fixed per-task weights, or learned ones (uncertainty, Kendall et al. 2018)")
 
 class ProgressiveConfig(_Section):
     sizes: list[int] = Field(description="input size of each phase, small to large; the last must equal data.size")

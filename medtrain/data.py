@@ -20,9 +20,55 @@ from .synthetic import *   # re-exported: `medtrain.data` is where these names h
 
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SPLIT_DIRS', 'SOURCES', 'register_source', 'folder_source', 'csv_source', 'npz_source',
-           'synthetic_source', 'load_source', 'assign_splits', 'check_leaks', 'assign_folds', 'raw_mode', 'detect_n_in',
-           'norm_stats', 'image_datablock', 'build_dls', 'test_dl', 'file_sha256', 'version_of', 'data_version']
+__all__ = ['IMAGE_EXTS', 'SPLIT_DIRS', 'SOURCES', 'task_columns', 'task_labels', 'first_class_task', 'task_strata',
+           'register_source', 'folder_source', 'csv_source', 'npz_source', 'synthetic_source', 'load_source',
+           'assign_splits', 'check_leaks', 'assign_folds', 'raw_mode', 'detect_n_in', 'norm_stats', 'image_datablock',
+           'build_dls', 'test_dl', 'file_sha256', 'version_of', 'data_version']
+
+# %% ../nbs/01_data.ipynb #420ddc2a
+_TRUE, _FALSE = {'1', '1.0', 'true', 'yes'}, {'0', '0.0', 'false', 'no'}
+
+def task_columns(tasks) -> list[str]:
+    "The table columns that `tasks` (`data.tasks`) read, in order."
+    return [c for t in tasks for c in (t.columns or [t.column])]
+
+def _task_value(t, row: int, cells: list):
+    "The target of task `t` from its `cells` (one per column it reads), or None when blank."
+    if t.columns is not None:
+        blank = [c for c, v in zip(t.columns, cells) if is_blank(v)]
+        if len(blank) == len(cells): return None
+        if blank: raise DataError(f"data.tasks {t.name}: row {row + 1} has blank {', '.join(blank)} but other label columns filled; fill them (0/1) or blank them all")
+        bad = [c for c, v in zip(t.columns, cells) if str(v).strip().lower() not in _TRUE | _FALSE]
+        if bad: raise DataError(f"data.tasks {t.name}: row {row + 1}, column {bad[0]}: {cells[t.columns.index(bad[0])]!r} is not 0/1")
+        return [c for c, v in zip(t.columns, cells) if str(v).strip().lower() in _TRUE]
+    v = cells[0]
+    if is_blank(v): return None
+    if t.kind == 'regression':
+        try: x = float(v)
+        except (TypeError, ValueError): x = float('nan')
+        if not np.isfinite(x): raise DataError(f"data.tasks {t.name}: row {row + 1}, column {t.column}: {v!r} is not a finite number")
+        return x
+    if t.kind == 'multilabel': return sorted({s.strip() for s in str(v).split('|') if s.strip()})
+    return str(v).strip()
+
+def task_labels(df: pd.DataFrame, tasks) -> list[str | None]:
+    "Each row's targets as one JSON object `{task: value}` (blank cells left out), or None for a row with none: the `label` column of a multi-task table."
+    cols = [[df[c].tolist() for c in (t.columns or [t.column])] for t in tasks]
+    out = []
+    for i in range(len(df)):
+        vals = {t.name: v for t, cs in zip(tasks, cols) if (v := _task_value(t, i, [c[i] for c in cs])) is not None}
+        out.append(json.dumps(vals, separators=(',', ':')) if vals else None)
+    return out
+
+def first_class_task(tasks):
+    "The first multiclass or binary task of `tasks` (the one splits are stratified on), or None."
+    return next((t for t in tasks if t.kind in ('multiclass', 'binary')), None)
+
+def task_strata(df: pd.DataFrame, tasks) -> pd.Series:
+    "The first classification task's value of each row ('' where blank or when there is none): what splits stratify on."
+    t = first_class_task(tasks)
+    return pd.Series(['' if t is None or is_blank(l) else json.loads(l).get(t.name, '') for l in df.label], index=df.index, dtype=object)
+
 
 # %% ../nbs/01_data.ipynb #d196cac4
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.gif', '.webp', '.dcm'}
@@ -70,9 +116,10 @@ def folder_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
 def csv_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     "A CSV (or .parquet) manifest with `path,label` and optional `patient_id`, `split`; relative paths resolve against its folder."
     f = cfg.path if is_url(cfg.path) else Path(cfg.path)
-    try: df = (pd.read_parquet if str(f).endswith('.parquet') else pd.read_csv)(f, **({} if str(f).endswith('.parquet') else dict(dtype={'label': str, 'patient_id': str})))
+    as_text = {'label': str, 'patient_id': str, **{c: str for c in task_columns(cfg.tasks or [])}}   # targets parsed by task_labels
+    try: df = (pd.read_parquet if str(f).endswith('.parquet') else pd.read_csv)(f, **({} if str(f).endswith('.parquet') else dict(dtype=as_text)))
     except Exception as e: raise DataError(f"data.path: cannot read manifest {f}: {e}") from None
-    missing = {'path', 'label'} - set(df.columns)
+    missing = {'path', *(task_columns(cfg.tasks) if cfg.tasks else ['label'])} - set(df.columns)
     if missing: raise DataError(f"data.path: {f} lacks column(s) {', '.join(sorted(missing))} (has {', '.join(df.columns)})")
     if 'split' in df.columns: df['split'] = df.split.map(lambda s: SPLIT_DIRS.get(str(s).lower(), s))
     if 'patient_id' in df.columns: df['patient_id'] = df.patient_id.astype(str)
@@ -108,8 +155,12 @@ def synthetic_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     return make_synthetic(cfg.path, cfg.synthetic, seed=cfg.seed, progress=progress)
 
 def load_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
-    "The standard table (`path,label[,patient_id,split]`) for `cfg.source`."
+    "The standard table (`path,label[,patient_id,split]`) for `cfg.source`; with `data.tasks`, `label` holds each row's targets (`task_labels`)."
     df = SOURCES.get(cfg.source)(cfg, progress)   # an unknown name: ConfigError naming data.source and the close matches
+    if cfg.tasks:
+        missing = [c for c in task_columns(cfg.tasks) if c not in df.columns]
+        if missing: raise DataError(f"data.tasks: the {cfg.source} source has no column(s) {', '.join(missing)} (has {', '.join(df.columns)})")
+        df['label'] = task_labels(df, cfg.tasks)
     df['label'] = [None if is_blank(v) else str(v) for v in df.label]   # an empty cell is no label (not the class 'nan'): the scan reports the row
     return df.reset_index(drop=True)
 
@@ -123,8 +174,8 @@ def _split_groups(groups, labels, pct, seed):
     try: return train_test_split(list(groups), test_size=n_pick, random_state=seed, stratify=labels)
     except ValueError: return train_test_split(list(groups), test_size=n_pick, random_state=seed)  # a class too rare to stratify
 
-def assign_splits(df: pd.DataFrame, valid_pct=0.15, test_pct=0.15, seed=42) -> pd.DataFrame:
-    "Add a `split` column (train/valid/test): grouped by `patient_id` when present, stratified by label."
+def assign_splits(df: pd.DataFrame, valid_pct=0.15, test_pct=0.15, seed=42, strata: pd.Series | None = None) -> pd.DataFrame:
+    "Add a `split` column (train/valid/test): grouped by `patient_id` when present, stratified by label (or by `strata`, one value per row)."
     unlabelled = [i for i, v in enumerate(df.label) if is_blank(v)]
     if unlabelled: raise DataError(f"{len(unlabelled)} row(s) without a label (e.g. row {unlabelled[0] + 1}); label or remove them "
                                    "(`medtrain train` lists them in bad_files.csv and skips them)")
@@ -134,11 +185,11 @@ def assign_splits(df: pd.DataFrame, valid_pct=0.15, test_pct=0.15, seed=42) -> p
         if bad: raise DataError(f"split column: unknown value(s) {sorted(bad)}; use train, valid, test")
         if 'valid' not in set(df.split):   # e.g. a train/test layout: carve valid out of train
             tr = df[df.split == 'train']
-            df.loc[assign_splits(tr.drop(columns='split'), valid_pct, 0, seed).query("split == 'valid'").index, 'split'] = 'valid'
+            df.loc[assign_splits(tr.drop(columns='split'), valid_pct, 0, seed, None if strata is None else strata.loc[tr.index]).query("split == 'valid'").index, 'split'] = 'valid'
         check_leaks(df)
         return df
     key = df.patient_id.astype(str) if 'patient_id' in df.columns else pd.Series(df.index.astype(str), index=df.index)
-    group_label = df.groupby(key).label.agg(lambda s: s.mode().iloc[0])
+    group_label = (df.label if strata is None else strata).groupby(key).agg(lambda s: s.mode().iloc[0])
     rest, test = _split_groups(group_label.index, group_label.values, test_pct, seed)
     rest_labels = group_label.loc[rest].values
     train, valid = _split_groups(rest, rest_labels, valid_pct / (1 - test_pct), seed)

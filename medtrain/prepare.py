@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import DataConfig
-from .data import SOURCES, load_source, assign_splits, assign_folds, detect_n_in
+from .data import SOURCES, load_source, assign_splits, assign_folds, detect_n_in, task_strata
 from .scan import apply_bad_file_policy, split_only_labels, ScanCache
 from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest, drop_cross_split_duplicates
 from .cache import default_cache_dir
@@ -25,7 +25,7 @@ __all__ = ['Split', 'prepare_data', 'read_split', 'fold_splits']
 class Split:
     "The prepared data of a run: the split table, the classes, input channels, data version, and what was left out."
     table: pd.DataFrame          # one row per image: path, label, split (train/valid/test), patient_id, fold, sha256, size
-    classes: list                # sorted labels: the model's outputs, in this order
+    classes: list                # sorted labels: the model's outputs, in this order (with data.tasks: the task names)
     n_in: int                    # input channels (model.n_in, else detected from the files)
     version: str                 # the data version: hash of the sorted (sha256, label, split) rows
     manifest: pd.DataFrame       # one row per image of `table` (same order): sha256, size, label, patient_id, split, fold
@@ -71,27 +71,29 @@ def prepare_data(data: DataConfig, run_dir=None, n_in: int | None = None, progre
                                     data.max_pixels, n_in, progress, cache=_scan_cache(data))
     if len(bad): _say(progress, f"skipped {len(bad)} bad image(s) ({', '.join(f'{n} {p}' for p, n in bad.problem.value_counts().items())})"
                       + (f": see {rd/'bad_files.csv'}" if rd else ''))
-    df = assign_splits(df, data.valid_pct, data.test_pct, data.seed)
+    strata = task_strata(df, data.tasks) if data.tasks else None   # several tasks: stratify on the first classification task
+    df = assign_splits(df, data.valid_pct, data.test_pct, data.seed, strata)
     df, dups = drop_cross_split_duplicates(df, data.duplicates)   # exact copies leave the later split
     if len(dups) and write:
         where = ', '.join(f'{n} {s}' for s, n in dups.split.value_counts().items())
         print(f"dropped {len(dups)} exact copies of earlier-split images from the later split ({where})"
               + (f": see {rd/'duplicates.csv'}" if rd else '') + " (data.duplicates=fail stops instead)", file=sys.stderr, flush=True)
-    for lbl, where in split_only_labels(df).items(): _say(progress, f"warning: label {lbl!r} appears only in the {where} split")
+    for lbl, where in split_only_labels(df if strata is None else df.assign(label=task_strata(df, data.tasks))).items(): _say(progress, f"warning: label {lbl!r} appears only in the {where} split")
     # the scan's SHA-256 of every file is the version and the leak check: one read of each file, not two
     manifest = build_manifest(df, progress=False, fresh_hashes=True)
     check_duplicates(manifest)
     table = df   # with the scan's sha256 and size columns, as splits.csv has always had them
-    split = Split(table, sorted(table.label.unique()), n_in or detect_n_in(table.path), manifest_version(manifest), manifest, bad, dups)
+    classes = [t.name for t in data.tasks] if data.tasks else sorted(table.label.unique())
+    split = Split(table, classes, n_in or detect_n_in(table.path), manifest_version(manifest), manifest, bad, dups)
     if rd: split.write(rd)
     return split
 
-def read_split(run_dir, n_in: int | None = None) -> Split:
-    "The `Split` a run recorded in `run_dir/splits.csv`, every file hashed again (a file changed since then changes the version)."
+def read_split(run_dir, n_in: int | None = None, tasks=None) -> Split:
+    "The `Split` a run recorded in `run_dir/splits.csv`, every file hashed again (a file changed since then changes the version); `tasks`: the run's `data.tasks`."
     table = pd.read_csv(Path(run_dir)/'splits.csv', dtype={'label': str, 'patient_id': str})
     manifest = build_manifest(table, progress=False)
     check_duplicates(manifest)
-    return Split(table, sorted(table.label.unique()), n_in or detect_n_in(table.path), manifest_version(manifest), manifest)
+    return Split(table, [t.name for t in tasks] if tasks else sorted(table.label.unique()), n_in or detect_n_in(table.path), manifest_version(manifest), manifest)
 
 # %% ../nbs/01f_prepare.ipynb #7a2600a9
 def fold_splits(split: Split, k: int = 5, seed: int = 42) -> tuple[pd.DataFrame, list[Split]]:
