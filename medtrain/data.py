@@ -240,16 +240,17 @@ def norm_stats(n_in: int):
     "Normalisation used for `n_in` channels (ImageNet statistics for RGB)."
     return (list(imagenet_stats[0]), list(imagenet_stats[1])) if n_in == 3 else ([0.5] * n_in, [0.25] * n_in)
 
-def image_datablock(classes, size: int, n_in: int = 3, augment: AugmentConfig | None = None, splitter=None, window=None, frame: int = 0) -> DataBlock:
-    "DataBlock over the standard table: squish-resize to `size`, normalise, and augment batches when `augment` is on."
+def image_datablock(classes, size: int, n_in: int = 3, augment: AugmentConfig | None = None, splitter=None, window=None, frame: int = 0,
+                    y_block=None, get_y=None) -> DataBlock:
+    "DataBlock over the standard table: squish-resize to `size`, normalise, and augment batches when `augment` is on; targets: the `label` class, or `y_block`/`get_y` (several tasks)."
     mean, std = norm_stats(n_in)
     batch_tfms = []
     if augment is not None and augment.enabled:
         batch_tfms += aug_transforms(flip_vert=augment.flip_vert, max_rotate=augment.max_rotate,
                                      max_zoom=augment.max_zoom, max_lighting=augment.max_lighting)
     batch_tfms.append(Normalize.from_stats(mean, std))
-    return DataBlock(blocks=(ImageBlock(PILImageBW if n_in == 1 else PILImage), CategoryBlock(vocab=list(classes))),
-                     get_x=ImageReader(n_in, window=window, frame=frame), get_y=ColReader('label'), splitter=splitter,
+    return DataBlock(blocks=(ImageBlock(PILImageBW if n_in == 1 else PILImage), y_block or CategoryBlock(vocab=list(classes))),
+                     get_x=ImageReader(n_in, window=window, frame=frame), get_y=get_y or ColReader('label'), splitter=splitter,
                      item_tfms=Resize(size, method=ResizeMethod.Squish), batch_tfms=batch_tfms)
 
 def build_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_in=None, augment=None, device=None, num_workers=0, window=None, frame: int = 0,

@@ -25,6 +25,7 @@ from .cache import build_input
 from .models import build_model, save_model
 from .metrics import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
+from .multitask import multitask_learner, multitask_results, plot_task_losses, summary_line, check_tasks
 from .callbacks import build_callbacks, build_opt, fit, check_choices, has_flag, CPUAutocast, precision_callbacks, SaveBestModel   # the last three: re-exported (they lived here)
 from .resume import TrainCheckpoint, HistoryCSV, load_checkpoint
 from .oom import MedLearner
@@ -115,7 +116,7 @@ class RunResult:
     run_dir: RunDir
     metrics: dict
     learn: Learner
-    def __repr__(self): return f"RunResult({self.run_dir.path}, macro_f1={self.metrics['macro_f1']:.3f})"
+    def __repr__(self): return f"RunResult({self.run_dir.path}" + (f", macro_f1={self.metrics['macro_f1']:.3f})" if 'macro_f1' in self.metrics else ")")
 
 def _index(rd):
     "Record the run in the runs index; the index is a convenience, never a reason to lose a run."
@@ -156,7 +157,8 @@ def balanced_class_weights(counts) -> torch.Tensor:
 def build_learner(cfg: Config, split: Split, device=None, path='.', pretrained: bool = True, cbs=(),
                   progress: bool | None = None, run_dir=None) -> MedLearner:
     """The Learner `cfg` describes, on the prepared `split`: DataLoaders, model, loss, optimizer, callbacks (`build_callbacks`,
-    with the run's files when `run_dir` is given, plus `cbs`)."""
+    with the run's files when `run_dir` is given, plus `cbs`). With `data.tasks`: the multi-task learner (chapter multitask)."""
+    if cfg.data.tasks: return multitask_learner(cfg, split, device, path, pretrained, cbs, progress, run_dir)
     seed_everything(cfg.train.seed)
     device = get_device(cfg.train.device) if device is None else device
     progress = cfg.train.progress if progress is None else progress   # e.g. the image cache's build bar
@@ -178,6 +180,7 @@ def fit_phases(learn, cfg: Config, start_phase: int = 0, progress: bool = True):
 def finish_run(learn, cfg: Config, split: Split, rd: RunDir | None = None, progress: bool = True) -> dict:
     """Validation metrics of the trained `learn`; with a run dir `rd` (the main process), also `metrics.json`, the
     plots and the model folder (weights + the sidecar that `evaluate`, `export` and `serve` read)."""
+    if cfg.data.tasks: return _finish_multitask(learn, cfg, split, rd, progress)
     probs, targs = predict(learn.model, learn.dls.valid.new(shuffle=False, drop_last=False), progress)
     metrics = compute_metrics(targs, probs, split.classes)
     if rd is None: return metrics
@@ -189,6 +192,22 @@ def finish_run(learn, cfg: Config, split: Split, rd: RunDir | None = None, progr
     save_model(learn.model, rd/'model', dict(arch=cfg.model.arch, n_in=split.n_in, classes=split.classes, size=cfg.data.size,
                mean=mean, std=std, resize='squish', data_version=split.version, medtrain=medtrain.__version__,
                dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame,
+               pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None))
+    return metrics
+
+def _finish_multitask(learn, cfg: Config, split: Split, rd: RunDir | None, progress: bool) -> dict:
+    "`finish_run` for several tasks: `metrics.json` with `tasks: {NAME: ...}`, the per-task loss plot, and the tasks in the sidecar."
+    metrics = multitask_results(learn, progress)
+    if rd is None: return metrics
+    if learn.oom_events: rd.update_run(oom_recoveries=learn.oom_events)
+    rd.write_json('metrics.json', metrics)
+    hist = pd.read_csv(rd/'history.csv')
+    plot_history(hist, rd/'plots'); plot_task_losses(hist, rd/'plots'/'task_losses.png')
+    mean, std = norm_stats(split.n_in)
+    save_model(learn.model, rd/'model', dict(arch=cfg.model.arch, n_in=split.n_in, classes=split.classes, size=cfg.data.size,
+               mean=mean, std=std, resize='squish', data_version=split.version, medtrain=medtrain.__version__,
+               dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame, model_kind='multitask',
+               tasks=learn.taskset.to_json(), task_weighting=cfg.train.task_weighting,
                pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None))
     return metrics
 
@@ -207,7 +226,7 @@ def _resume_state(run_dir):
 def _run_split(cfg: Config, rd: RunDir, split: Split | None, info: dict | None, progress: bool, main: bool) -> Split:
     "The run's data: read back from its `splits.csv` (resume; the data must not have changed), given, or prepared here."
     if info is not None:
-        split = read_split(rd.path, cfg.model.n_in)   # every file hashed again: a file changed since the start is caught
+        split = read_split(rd.path, cfg.model.n_in, cfg.data.tasks)   # every file hashed again: a file changed since the start is caught
         if split.version != info.get('data_version'):
             raise MedtrainError(f"--resume: the data changed since the run started (version {info.get('data_version')} → {split.version})")
     elif split is None:
@@ -231,7 +250,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
     info, ckpt = None, None
     if resume: cfg, info, ckpt = _resume_state(run_dir)
     elif split is None: SOURCES.get(cfg.data.source)   # a wrong data.source fails before a run dir exists
-    check_choices(cfg)   # names picked from a table (loss, optimizer, schedule): refused before any work
+    check_choices(cfg); check_tasks(cfg)   # names picked from a table (loss, optimizer, schedule, task losses): refused before any work
     progress = cfg.train.progress if progress is None else progress
     device = get_device(cfg.train.device)
     cbs_distrib = []
@@ -280,7 +299,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         rd.update_run(status='finished', duration_s=round(time.time() - start, 2), epochs=len(pd.read_csv(rd/'history.csv')),
                       **({'tracking_error': cbs_track[0].failed} if cbs_track and cbs_track[0].failed else {}))
         _index(rd)
-    _say(progress, f"validation: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
+    if 'tasks' in metrics: _say(progress, f"{summary_line(metrics)} ({time.time() - start:.1f}s) → {rd.path}")
+    else: _say(progress, f"validation: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
          f"macro-F1 {metrics['macro_f1']:.3f} ({time.time() - start:.1f}s) → {rd.path}")
     return RunResult(rd, metrics, learn)
 
