@@ -46,7 +46,7 @@ def site_settings(quarto_yml: Path = QUARTO_YML) -> dict:
                 search=(web.get('navbar') or {}).get('search', True), repo_url=web.get('repo-url', cfg['git_url']))
 
 # ---------------------------------------------------------------- which notebooks become which pages
-def is_numbered(p: Path) -> bool: return bool(re.match(r'^\d+[a-z]?_', p.name))
+def is_numbered(p: Path) -> bool: return bool(re.match(r'^\d+[a-z]{0,2}_', p.name))
 
 def notebooks():
     "(section, notebook path) in reading order: home, tutorials, chapters (pipeline order), other notebooks."

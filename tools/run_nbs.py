@@ -20,7 +20,7 @@ MAX_IMAGE_BYTES = 150_000   # a plot for the docs, not a poster: keep figures sm
 
 def default_notebooks():
     nbs = ROOT/'nbs'
-    return sorted(p for p in nbs.glob('*.ipynb') if re.match(r'^\d+[a-z]?_', p.name)) + sorted((nbs/'tutorials').glob('*.ipynb'))
+    return sorted(p for p in nbs.glob('*.ipynb') if re.match(r'^\d+[a-z]{0,2}_', p.name)) + sorted((nbs/'tutorials').glob('*.ipynb'))
 
 def directives(src: str) -> dict:
     "nbdev's `#| key: value` / `#| flag` lines at the top of a cell."
