@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #dd48a749
 from __future__ import annotations
-import difflib, os, random, warnings
+import difflib, os, random, re, warnings
 from pathlib import Path
 from typing import Literal, Optional, Union, Any
 
@@ -152,7 +152,13 @@ class ModelConfig(_Section):
         return v
 
 class EarlyStoppingConfig(_Section):
-    monitor: Literal['valid_loss', 'accuracy', 'balanced_accuracy', 'macro_f1'] = 'valid_loss'
+    monitor: str = Field('valid_loss', description="valid_loss, accuracy, balanced_accuracy, macro_f1, or with data.tasks a task's NAME_loss")
+
+    @field_validator('monitor')
+    @classmethod
+    def _known_monitor(cls, v):
+        if v in ('valid_loss', 'accuracy', 'balanced_accuracy', 'macro_f1') or re.fullmatch(r'[A-Za-z][A-Za-z0-9_]*_loss', v): return v
+        raise ValueError(f"{v!r} is not valid_loss, accuracy, balanced_accuracy, macro_f1 or a task's NAME_loss")
     patience: int = Field(3, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0)
 
@@ -219,6 +225,17 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     augment: AugmentConfig = AugmentConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode='after')
+    def _check_monitor(self):
+        es, tasks = self.train.early_stopping, self.data.tasks
+        if es is None: return self
+        names = [f'{t.name}_loss' for t in tasks or []]
+        if tasks and es.monitor not in ['valid_loss', *names]:
+            raise ValueError(f"@train.early_stopping.monitor: with data.tasks, monitor valid_loss or a task's loss ({', '.join(names)}), got {es.monitor}")
+        if not tasks and es.monitor.endswith('_loss') and es.monitor != 'valid_loss':
+            raise ValueError(f"@train.early_stopping.monitor: {es.monitor} names a task loss, and data.tasks is not set")
+        return self
 
     @model_validator(mode='after')
     def _check_progressive(self):
