@@ -162,6 +162,7 @@ class TextCodec:
 TEXT_ARCHS = Choices('text architecture', 'model.arch')
 TEXT_ARCHS.register('awd_lstm', dict(emb_sz=400, n_hid=1152, n_layers=3))
 TEXT_ARCHS.register('awd_lstm_small', dict(emb_sz=200, n_hid=512, n_layers=2))
+TEXT_ARCHS.register('awd_lstm_mini', dict(emb_sz=64, n_hid=256, n_layers=2))
 TEXT_ARCHS.register('awd_lstm_tiny', dict(emb_sz=32, n_hid=64, n_layers=2))
 
 def text_arch_config(arch: str, lm: bool = True) -> dict:
