@@ -117,6 +117,7 @@ def prepare_text(data) -> TextSplit:
 class TextCodec:
     "Text ↔ token ids as a model saw them: fastai's rules, a SentencePiece model, a vocabulary."
     def __init__(self, sp_model, vocab=None):
+        import sentencepiece   # noqa: F401 (the `text` extra; fastai would raise a bare Exception without it)
         self.sp_model = Path(sp_model)
         self.sp = SentencePieceTokenizer(sp_model=str(sp_model), cache_dir=self.sp_model.parent)
         self._special = {'\u2581' + t: t for t in defaults.text_spec_tok}   # SentencePiece knows fastai's tokens as '▁xxbos', …
@@ -129,6 +130,7 @@ class TextCodec:
     @classmethod
     def train(cls, texts, folder, vocab_sz: int | None = None, max_vocab_sz: int = 8000):
         "Learn a SentencePiece model from `texts` (after fastai's rules) into `folder/spm.model`."
+        import sentencepiece   # noqa: F401 (see __init__)
         folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
         texts = list(texts)
         if vocab_sz is None:   # fastai's rule (a quarter of the distinct words), but never fewer pieces than characters
