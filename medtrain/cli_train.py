@@ -36,6 +36,7 @@ def _train(args):
     else: cfg, run_dir = load_config(args.config, args.set), args.run_dir   # validate before the slow imports: a typo answers at once
     if cfg is not None and cfg.data.modality == 'text':   # the same command, the text engine (medtrain.text)
         from medtrain.text import train_text
+        import medtrain.text_hf   # registers hf:PATH encoders (transformers: the text extra)
         res = train_text(cfg, run_dir, progress=False if args.quiet else None, overwrite=args.overwrite)
         print(f"run dir: {res.run_dir.path}"); return
     from medtrain.train import train

@@ -32,11 +32,11 @@ from .runs import record_run
 from .train import RunDir, new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
 
 # %% auto #0
-__all__ = ['SPLIT_NAMES', 'TEXT_ARCHS', 'TEXT_FILES', 'read_text_table', 'split_text_table', 'read_unlabelled', 'TextSplit',
-           'prepare_text', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner', 'save_lm', 'lm_folder',
-           'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'text_logits',
-           'TextPredictor', 'save_text_model', 'is_text_model', 'load_text_model', 'text_lm_phase', 'text_learner',
-           'gradual_unfreeze', 'train_text']
+__all__ = ['SPLIT_NAMES', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'TEXT_FILES', 'read_text_table', 'split_text_table',
+           'read_unlabelled', 'TextSplit', 'prepare_text', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner',
+           'save_lm', 'lm_folder', 'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm',
+           'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model', 'load_text_model', 'text_lm_phase',
+           'text_learner', 'gradual_unfreeze', 'train_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -162,6 +162,8 @@ class TextCodec:
 
 # %% ../nbs/06t_text.ipynb #93bab750
 TEXT_ARCHS = Choices('text architecture', 'model.arch')
+TEXT_TRAINERS = Choices('text model family', 'model.arch')   # `hf` (medtrain.text_hf registers it): model.arch hf:PATH
+TEXT_LOADERS = Choices('text model kind', 'model.json kind')   # the sidecar's `kind` → a loader; AWD-LSTM folders are loaded here
 TEXT_ARCHS.register('awd_lstm', dict(emb_sz=400, n_hid=1152, n_layers=3))
 TEXT_ARCHS.register('awd_lstm_small', dict(emb_sz=200, n_hid=512, n_layers=2))
 TEXT_ARCHS.register('awd_lstm_mini', dict(emb_sz=64, n_hid=256, n_layers=2))
@@ -286,6 +288,7 @@ def load_text_model(model_dir, device='cpu') -> TextPredictor:
     folder = Path(model_dir)
     meta = json.loads((folder/SIDECAR).read_text())
     if meta.get('modality') != 'text': raise MedtrainError(f"{folder}: not a text model (modality {meta.get('modality', 'image')!r})")
+    if meta.get('kind', 'awd_lstm') != 'awd_lstm': return TEXT_LOADERS.get(meta['kind'])(folder, device)   # e.g. hf (medtrain.text_hf)
     for f, digest in meta.get('files', {}).items():
         if f not in TEXT_FILES or not (folder/f).is_file() or _sha256(folder/f) != digest:
             raise MedtrainError(f"{folder}/{f}: missing or changed since the model was saved")
@@ -359,7 +362,9 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
     "Train a text classifier as `cfg` says (`data.modality: text`): tokenizer, language model, classifier; all into a run dir."
     if cfg.data.modality != 'text': raise ConfigError("data.modality: train_text needs text data (modality: text)")
     arch = cfg.model.arch
-    if arch.startswith('hf:'): raise ConfigError("model.arch: hf: encoders are trained by `train_hf` (see below)")
+    if arch.startswith('hf:'):
+        if 'hf' not in TEXT_TRAINERS: raise ConfigError("model.arch: hf: encoders need medtrain.text_hf (import it; it needs transformers)")
+        return TEXT_TRAINERS['hf'](cfg, run_dir, progress, overwrite, split)
     TEXT_ARCHS.get(arch)   # a typo fails before a run dir exists
     progress = cfg.train.progress if progress is None else progress
     lm_src = lm_folder(cfg.model.pretrained) if cfg.model.pretrained else None

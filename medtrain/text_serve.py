@@ -15,6 +15,7 @@ import medtrain
 from .config import MedtrainError, DataError, ConfigError, ServeConfig, EvalConfig, progress_iter
 from .metrics import compute_metrics, plot_confusion
 from .text import TextPredictor, load_text_model, is_text_model, read_text_table, split_text_table
+import medtrain.text_hf   # registers the loader of hf: models (transformers itself is imported only to load one)
 from .registry import Registry, resolve_model, is_reference
 from .bundle import decode, model_hash
 from .serve import RequestGuard, ServingMetrics, UploadError, read_api_key, header_timeout_protocol, _REASONS, _model_name

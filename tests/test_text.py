@@ -73,3 +73,20 @@ def test_text_config_errors_name_the_key(tmp_path):
     assert r.returncode == 2 and "did you mean 'awd_lstm_small'" in r.stderr and not (tmp_path/'r2').exists()
     r = medtrain_inproc('train', '--config', cfg, '--set', 'data.label_column=stars', '--run-dir', tmp_path/'r3')
     assert r.returncode != 0 and "stars" in r.stderr and 'Traceback' not in r.stderr
+
+def test_hf_encoder_saved_locally_trains_and_predicts_offline(tmp_path):
+    "model.arch: hf:FOLDER — a tiny BERT written with save_pretrained (what a hub download leaves) is fine-tuned, saved, evaluated and used."
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+    (tmp_path/'vocab.txt').write_text('\n'.join(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + POS + NEG + FILL))
+    enc = tmp_path/'tiny-bert'
+    BertTokenizerFast(vocab_file=str(tmp_path/'vocab.txt')).save_pretrained(enc)
+    BertModel(BertConfig(vocab_size=5 + len(POS + NEG + FILL), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(enc)
+    cfg = _config(tmp_path)
+    medtrain_inproc('train', '--config', cfg, '--set', f'model.arch=hf:{enc}', '--set', 'train.lr=1e-3', '--run-dir', tmp_path/'run', '--quiet', check=True)
+    meta = json.loads((tmp_path/'run'/'model'/'model.json').read_text())
+    assert meta['kind'] == 'hf' and 'hf-tokenizer.json' in meta['files'] and 'hf-config.json' in meta['files']
+    medtrain_inproc('evaluate', '--model-path', tmp_path/'run'/'model', '--quiet', check=True)
+    assert json.loads((tmp_path/'run'/'test'/'metrics.json').read_text())['n'] == 24
+    (tmp_path/'new.csv').write_text('tweet\nhuduma nzuri\nhasira kero\n')
+    medtrain_inproc('predict', '--model', tmp_path/'run', '--input', tmp_path/'new.csv', '--output', tmp_path/'p.csv', '--quiet', check=True)
+    assert pd.read_csv(tmp_path/'p.csv').text.tolist() == ['huduma nzuri', 'hasira kero']
