@@ -21,7 +21,8 @@ from .bundle import decode, model_hash
 from .serve import RequestGuard, ServingMetrics, UploadError, read_api_key, header_timeout_protocol, _REASONS, _model_name
 
 # %% auto #0
-__all__ = ['MAX_TEXT_CHARS', 'evaluate_text', 'predict_texts', 'TextIn', 'TextsIn', 'create_text_app', 'serve_text']
+__all__ = ['MAX_TEXT_CHARS', 'evaluate_text', 'predict_texts', 'build_text_demo', 'TextIn', 'TextsIn', 'create_text_app',
+           'serve_text']
 
 # %% ../nbs/11e_text_serve.ipynb #b936fa73
 def _test_table(model_dir: Path, test_data, meta: dict) -> pd.DataFrame:
@@ -81,6 +82,24 @@ def predict_texts(model_ref, input, output, column: str | None = None, bs: int =
     df.to_csv(output, index=False)
     return dict(n_predicted=len(df), output=str(output), seconds=round(time.time() - start, 2))
 
+# %% ../nbs/11e_text_serve.ipynb #bcb1df13
+def build_text_demo(pred, top_k: int = 3):
+    "Gradio Blocks: a text box → class probabilities, for a `TextPredictor`/`HFPredictor`."
+    import gradio as gr
+    def classify(text: str):
+        if not text or not text.strip(): raise gr.Error("type a text first")
+        if len(text) > MAX_TEXT_CHARS: raise gr.Error(f"{len(text):,} characters is over the limit of {MAX_TEXT_CHARS:,}")
+        return decode(pred.logits([text]), pred.classes, top_k)[0]['probabilities']
+    with gr.Blocks(title='medtrain text demo') as blocks:
+        gr.Markdown(f"## medtrain — {pred.meta['arch']}\nType a text; the model answers with its class probabilities "
+                    f"({', '.join(pred.classes)}). *Research use only.*")
+        with gr.Row():
+            box = gr.Textbox(label='text', lines=4, max_length=MAX_TEXT_CHARS, elem_id='text')
+            label = gr.Label(num_top_classes=top_k, label='class probabilities', elem_id='probabilities')
+        gr.Button('Classify', variant='primary', elem_id='classify').click(classify, box, label, api_name='classify')
+    blocks.classify = classify   # for tests and notebooks
+    return blocks
+
 # %% ../nbs/11e_text_serve.ipynb #96daa98a
 MAX_TEXT_CHARS = 20_000   # a long clinical note fits; the model reads its first 512 subword pieces anyway
 
@@ -90,8 +109,8 @@ class TextIn(BaseModel):
 class TextsIn(BaseModel):
     texts: list[str] = Field(description="the texts to classify")
 
-def create_text_app(model_ref, registry=None, limits: ServeConfig | None = None, top_k: int = 3, api_key: str | None = None):
-    "FastAPI app serving a text model: /predict, /predict/batch (JSON), /health, /ready, /metadata, /metrics."
+def create_text_app(model_ref, registry=None, limits: ServeConfig | None = None, top_k: int = 3, api_key: str | None = None, demo: bool | None = None):
+    "FastAPI app serving a text model: /predict, /predict/batch (JSON), /health, /ready, /metadata, /metrics, the Gradio demo at /demo."
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
     from fastapi.exceptions import RequestValidationError
@@ -168,8 +187,12 @@ def create_text_app(model_ref, registry=None, limits: ServeConfig | None = None,
         from prometheus_client import CONTENT_TYPE_LATEST
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    demo_path = '/demo' if (limits.demo if demo is None else demo) else None
+    if demo_path:
+        import gradio as gr
+        app = gr.mount_gradio_app(app, build_text_demo(pred, top_k), path=demo_path, ssr_mode=False, max_file_size=1, show_error=False)
     def limit_for(path: str) -> int: return limits.max_batch_bytes if path == '/predict/batch' else 4 * MAX_TEXT_CHARS + 1024   # UTF-8: ≤ 4 bytes a character
-    app.add_middleware(RequestGuard, limit_for=limit_for, api_key=api_key, body_timeout_s=limits.body_timeout_s,
+    app.add_middleware(RequestGuard, limit_for=limit_for, api_key=api_key, body_timeout_s=limits.body_timeout_s, demo_path=demo_path, allowed_types=(),
                        on_reject=lambda status: metrics.rejected.labels(_REASONS.get(status, str(status))).inc())
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -184,6 +207,7 @@ def serve_text(model_ref, host: str = '127.0.0.1', port: int = 8000, registry=No
     api_key = read_api_key(limits)
     app = create_text_app(model_ref, registry, limits, api_key=api_key)
     print(f"serving text model {model_ref} on http://{host}:{port}  (POST /predict {{\"text\": ...}}, /predict/batch {{\"texts\": [...]}}"
+          + (', demo /demo' if limits.demo else '')
           + ('; API key required except on /health, /ready' if api_key else '; no API key: anyone who reaches this port can use it') + ')', flush=True)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, limit_concurrency=limits.limit_concurrency,
                             timeout_keep_alive=limits.timeout_keep_alive_s, http=header_timeout_protocol(limits.header_timeout_s))
