@@ -90,3 +90,14 @@ def test_hf_encoder_saved_locally_trains_and_predicts_offline(tmp_path):
     (tmp_path/'new.csv').write_text('tweet\nhuduma nzuri\nhasira kero\n')
     medtrain_inproc('predict', '--model', tmp_path/'run', '--input', tmp_path/'new.csv', '--output', tmp_path/'p.csv', '--quiet', check=True)
     assert pd.read_csv(tmp_path/'p.csv').text.tolist() == ['huduma nzuri', 'hasira kero']
+
+AFRISENTI = Path(__file__).resolve().parents[2]/'shared'/'data'/'afrisenti'
+
+@pytest.mark.skipif(not (AFRISENTI/'hau'/'dev.tsv').exists(), reason="the AfriSenti data (../shared/data/afrisenti) is not here")
+def test_afrisenti_tsv_keeps_every_tweet_as_written():
+    "Real tweets (some with quote characters): the TSV reader keeps every row and each tweet exactly as written, no quote processing."
+    from medtrain.text import read_text_table
+    raw = [l.rstrip('\n').split('\t') for l in open(AFRISENTI/'hau'/'dev.tsv', encoding='utf-8')][1:]
+    df = read_text_table(AFRISENTI/'hau'/'dev.tsv', 'tweet', 'label')
+    assert len(df) == len(raw) == 2677 and sorted(df.label.unique()) == ['negative', 'neutral', 'positive']
+    assert df.text.tolist() == [r[0] for r in raw] and sum('"' in t for t in df.text) > 0
