@@ -74,7 +74,7 @@ def predict_texts(model_ref, input, output, column: str | None = None, bs: int =
     pred = load_text_model(resolve_model(model_ref, registry))
     if input.suffix.lower() in ('.csv', '.tsv', '.tab'): texts = read_text_table(input, column or pred.meta.get('text_column', 'text'), None).text.tolist()
     else: texts = input.read_text(encoding='utf-8', errors='replace').splitlines()
-    if output.exists() and output.resolve() == input.resolve(): raise DataError(f"--output {output}: is the input file; choose another")
+    if output.exists(): raise DataError(f"--output {output}: already exists; choose a new file (predict never overwrites a file)")
     probs = np.concatenate([pred.probs(texts[i:i + bs]) for i in progress_iter(range(0, len(texts), bs), display=progress, leave=False)]) if texts else np.zeros((0, len(pred.classes)))
     df = pd.DataFrame({'text': texts, 'pred': np.array(pred.classes)[probs.argmax(1)] if len(texts) else [],
                        'confidence': probs.max(1).round(6) if len(texts) else [], **{f'p_{c}': probs[:, i].round(6) for i, c in enumerate(pred.classes)}})

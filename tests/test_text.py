@@ -61,6 +61,12 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
         assert httpx.get(url + '/metadata', headers=h).json()['modality'] == 'text'
 
     (tmp_path/'new.txt').write_text('huduma nzuri sana\nhasira na uchungu\n')
+
+    # the next task in the same language starts from this run's language model (its tokenizer and vocabulary come along)
+    medtrain_inproc('train', '--config', cfg, '--set', f'model.pretrained={run}', '--set', 'train.lm_epochs=0', '--set', 'train.epochs=1',
+                    '--run-dir', tmp_path/'run2', '--quiet', check=True)
+    assert (tmp_path/'run2'/'model'/'vocab.json').read_text() == (run/'lm'/'vocab.json').read_text()
+    assert json.loads((tmp_path/'run2'/'model'/'model.json').read_text())['language_model'] == str(run/'lm') and not (tmp_path/'run2'/'lm').exists()
     medtrain_inproc('predict', '--model', 'feedback@production', '--registry', reg, '--input', tmp_path/'new.txt', '--output', tmp_path/'p.csv', '--quiet', check=True)
     p = pd.read_csv(tmp_path/'p.csv')
     assert p.text.tolist() == ['huduma nzuri sana', 'hasira na uchungu'] and {'pred', 'confidence', 'p_positive'} <= set(p.columns)
@@ -90,6 +96,9 @@ def test_hf_encoder_saved_locally_trains_and_predicts_offline(tmp_path):
     (tmp_path/'new.csv').write_text('tweet\nhuduma nzuri\nhasira kero\n')
     medtrain_inproc('predict', '--model', tmp_path/'run', '--input', tmp_path/'new.csv', '--output', tmp_path/'p.csv', '--quiet', check=True)
     assert pd.read_csv(tmp_path/'p.csv').text.tolist() == ['huduma nzuri', 'hasira kero']
+    before = (tmp_path/'p.csv').read_bytes()
+    r = medtrain_inproc('predict', '--model', tmp_path/'run', '--input', tmp_path/'new.csv', '--output', tmp_path/'p.csv', '--quiet')
+    assert r.returncode == 3 and 'already exists' in r.stderr and (tmp_path/'p.csv').read_bytes() == before   # never overwrites
 
 AFRISENTI = Path(__file__).resolve().parents[2]/'shared'/'data'/'afrisenti'
 
