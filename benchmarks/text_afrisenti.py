@@ -125,7 +125,8 @@ def main(argv=None):
         f.write(f"\n### AfriSenti text classification — medtrain ({args.arch}) vs TF-IDF + logistic regression\n"
                 f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {cpu}, {os.cpu_count()} cores, torch threads "
                 f"{torch.get_num_threads()}, shared with other engineers' jobs (`uptime` at the start: {load})\n"
-                f"- command: `{cmd}`\n- data: AfriSenti-SemEval 2023 (CC BY 4.0), the task's train / dev / test splits; "
+                f"- command: `{cmd}`\n- data: AfriSenti-SemEval 2023 (CC BY 4.0), the task's train / dev / test splits"
+                + (f" (random samples: {args.max_train} train, {args.max_train // 4} dev, {args.max_train // 4} test tweets)" if args.max_train else "") + "; "
                 f"classifier {args.epochs} epochs (gradual unfreezing), LM {args.lm_epochs} epochs, bs {args.bs}; time = the whole "
                 f"`train_text` run (tokenizer + LM + classifier) or the peer's fit\n\n{table}\n")
     return df
