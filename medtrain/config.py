@@ -211,6 +211,7 @@ class Config(_Section):
             if self.data.source not in ('csv', 'tsv'): raise ValueError(f"@data.source: text data is read from a csv or tsv file, not {self.data.source!r}")
             for k in ('mixup', 'cutmix', 'progressive'):
                 if getattr(self.augment, k): raise ValueError(f"@augment.{k}: an image augmentation; data.modality is text")
+            if self.data.imbalance == 'oversample': raise ValueError("@data.imbalance: oversample is not available for text yet; use weighted_loss")
         return self
 
     @model_validator(mode='after')
