@@ -112,6 +112,10 @@ def _reg_show(args):
     print(json.dumps(_registry(args).show(args.ref), indent=1, default=str))
 
 def _export(args):
+    from medtrain.registry import resolve_model
+    from medtrain.text import is_text_model
+    if is_text_model(resolve_model(args.model, args.registry)):
+        raise ConfigError(f"export {args.model}: a text model; ONNX/TorchScript export of text models is not implemented yet (serve and predict use PyTorch)")
     from medtrain.export import export
     kw = dict(exporter=args.onnx_exporter) if args.format == 'onnx' else {}
     rec = export(args.model, args.format, args.out, args.registry, tol=args.tol, **kw)

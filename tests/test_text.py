@@ -42,6 +42,8 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
     worst = pd.read_csv(run/'test'/'worst_errors.csv')
     assert list(worst.columns) == ['text', 'label', 'predicted', 'confidence']   # errors shown as text
 
+    r = medtrain_inproc('export', run/'model')
+    assert r.returncode == 2 and 'text model' in r.stderr and 'Traceback' not in r.stderr   # not yet exportable: said, not a KeyError
     reg = tmp_path/'registry'
     medtrain_inproc('registry', 'register', run, '--name', 'feedback', '--registry', reg, check=True)
     medtrain_inproc('registry', 'promote', 'feedback', '1', '--registry', reg, check=True)
