@@ -48,6 +48,7 @@ EXTRAS = {   # import name -> (extra, distribution)
     'uvicorn': ('serve', 'uvicorn'), 'gradio': ('serve', 'gradio'),
     'papermill': ('report', 'papermill'), 'nbconvert': ('report', 'nbconvert'), 'ipykernel': ('report', 'ipykernel'),
     's3fs': ('s3', 's3fs'),
+    'sentencepiece': ('text', 'sentencepiece'), 'transformers': ('text', 'transformers'),
     'pylibjpeg': ('dicom', 'pylibjpeg'), 'openjpeg': ('dicom', 'pylibjpeg-openjpeg'), 'jpeg_ls': ('dicom', 'pyjpegls'), 'gdcm': ('dicom', 'python-gdcm')}
 
 class MissingExtra(MedtrainError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 
-from .config import EvalConfig
+from .config import EvalConfig, ConfigError
 from .cli_base import _config_flags, _section_from, _registry_arg, require_extra
 
 # %% auto #0
@@ -18,6 +18,11 @@ def _evaluate(args):
     from medtrain.evaluate import evaluate
     from medtrain.registry import resolve_model
     cfg = _section_from(args, EvalConfig, 'evaluate')   # the flags are its fields
+    from medtrain.text import is_text_model
+    if is_text_model(resolve_model(args.model_path)):   # a text model: per-class metrics, confusion matrix, worst errors as text
+        from medtrain.text_serve import evaluate_text
+        evaluate_text(args.model_path, args.test_data, args.out, cfg=cfg, progress=not args.quiet); return
+    if args.test_data is None: raise ConfigError("--test-data: required for an image model (a folder of class folders, or a CSV with path,label)")
     evaluate(resolve_model(args.model_path), args.test_data, args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
 
 def _runs_list(args):
@@ -46,7 +51,7 @@ def add_eval_commands(sub):
     "`medtrain evaluate`, `medtrain runs list|compare` and `medtrain report`."
     e = sub.add_parser('evaluate', help="evaluate a saved model on test data", description="Evaluate a saved model on a folder or CSV of labelled images.")
     e.add_argument('--model-path', required=True, help="a model folder (RUN_DIR/model) or registry reference NAME@production")
-    e.add_argument('--test-data', required=True, type=Path, help="folder of class folders, or CSV with path,label")
+    e.add_argument('--test-data', type=Path, help="folder of class folders, or CSV with path,label; a text model: csv/tsv with its text and label columns (default: its run's test split)")
     e.add_argument('--out', type=Path, help="output folder (default: next to the model, test/)")
     _config_flags(e, EvalConfig, EvalConfig.model_fields, defaults=True, target_sensitivity='S', positive_class='NAME')   # defaults: medtrain.config.EvalConfig
     e.add_argument('--valid-data', type=Path, help="validation data for --target-sensitivity/--calibrate (default: the run's splits.csv)")
@@ -80,7 +85,10 @@ def _registry(args):
 def _reg_register(args):
     from medtrain.registry import Registry
     from medtrain.monitor import write_reference   # the registry runs it as a hook: it does not import monitoring itself
-    row = Registry(args.registry, on_register=[write_reference]).register(args.run_dir, args.name, parent=args.parent, description=args.description or '',
+    from medtrain.registry import resolve_model
+    from medtrain.text import is_text_model
+    hooks = [] if is_text_model(resolve_model(args.run_dir)) else [write_reference]   # the drift reference is image statistics
+    row = Registry(args.registry, on_register=hooks).register(args.run_dir, args.name, parent=args.parent, description=args.description or '',
                                    reference=not args.no_reference)
     print(f"registered {row['name']}@v{row['version']} (stage {row['stage']}) → {row['path']}")
 
@@ -104,6 +112,10 @@ def _reg_show(args):
     print(json.dumps(_registry(args).show(args.ref), indent=1, default=str))
 
 def _export(args):
+    from medtrain.registry import resolve_model
+    from medtrain.text import is_text_model
+    if is_text_model(resolve_model(args.model, args.registry)):
+        raise ConfigError(f"export {args.model}: a text model; ONNX/TorchScript export of text models is not implemented yet (serve and predict use PyTorch)")
     from medtrain.export import export
     kw = dict(exporter=args.onnx_exporter) if args.format == 'onnx' else {}
     rec = export(args.model, args.format, args.out, args.registry, tol=args.tol, **kw)

@@ -24,12 +24,23 @@ def _serve(args):
     if args.cors_origins: given['cors_origins'] = tuple(o.strip() for o in args.cors_origins.split(',') if o.strip())
     try: limits = ServeConfig(**given)
     except ValidationError as e: raise ConfigError(explain(e, ServeConfig).replace('\n', '; ')) from None
+    from medtrain.registry import resolve_model
+    from medtrain.text import is_text_model
+    if is_text_model(resolve_model(args.model_path, args.registry)):   # the model's modality decides the app
+        from medtrain.text_serve import serve_text
+        return serve_text(args.model_path, args.host, args.port, args.registry, limits, log_level=args.log_level)
     mount_demo = None
     if limits.demo:   # serving does not import the demo: it is handed the demo's mount function
         from medtrain.demo import mount_demo
     serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=mount_demo)
 
 def _predict(args):
+    from medtrain.registry import resolve_model
+    from medtrain.text import is_text_model
+    if is_text_model(resolve_model(args.model, args.registry)):   # a text file (one per line) or a CSV/TSV column
+        from medtrain.text_serve import predict_texts
+        r = predict_texts(args.model, args.input, args.output, args.column, args.bs, args.registry, progress=not args.quiet)
+        print(f"{r['n_predicted']} texts predicted → {r['output']}, {r['seconds']}s"); return
     from medtrain.predict import predict_files
     r = predict_files(args.model, args.input, args.output, bs=args.bs, backend=args.backend, registry=args.registry, progress=not args.quiet)
     print(f"{r['n_predicted']} predicted, {r['n_already_done']} already in {r['output']}, {r['n_failed']} skipped"
@@ -71,6 +82,7 @@ def add_serve_commands(sub):
     b.add_argument('--model', '--model-path', required=True, help="model folder, run dir, or registry reference NAME@production")
     b.add_argument('--input', required=True, type=Path, help="folder of images, CSV with a path column, .tar shard or folder of shards")
     b.add_argument('--output', required=True, type=Path, help="predictions CSV (bad files go to OUTPUT.errors.csv)")
+    b.add_argument('--column', help="text models: the CSV/TSV column holding the texts (default: the model's text column); a .txt input is one text per line")
     b.add_argument('--bs', type=int, default=32); b.add_argument('--backend', default='onnx', choices=BACKENDS.names())
     b.add_argument('--quiet', '-q', action='store_true'); registry_arg(b); b.set_defaults(func=_predict)
     from medtrain.monitor import DRIFT_EXIT_CODE, MIN_WINDOW

@@ -34,6 +34,11 @@ def _train(args):
         if args.config or args.set or args.run_dir: raise ConfigError("--resume RUN_DIR continues that run with its own config.yaml; drop --config/--set/--run-dir")
         cfg, run_dir = None, args.resume
     else: cfg, run_dir = load_config(args.config, args.set), args.run_dir   # validate before the slow imports: a typo answers at once
+    if cfg is not None and cfg.data.modality == 'text':   # the same command, the text engine (medtrain.text)
+        from medtrain.text import train_text
+        import medtrain.text_hf   # registers hf:PATH encoders (transformers: the text extra)
+        res = train_text(cfg, run_dir, progress=False if args.quiet else None, overwrite=args.overwrite)
+        print(f"run dir: {res.run_dir.path}"); return
     from medtrain.train import train
     from medtrain.distributed import is_main_process
     res = train(cfg, run_dir, progress=False if args.quiet else None, resume=bool(args.resume), overwrite=args.overwrite)   # --quiet is display only: not saved in the run's config

@@ -114,6 +114,10 @@ class DataConfig(_Section):
         names = [t.name for t in v]
         if len(set(names)) != len(names): raise ValueError(f"task names must be unique (got {', '.join(names)})")
         return v
+    modality: Literal['image', 'text'] = Field('image', description="what the input is: image, or text (a csv/tsv file with a text and a label column; see medtrain.text)")
+    text_column: str = Field('text', description="text data: the column holding the text")
+    label_column: str = Field('label', description="text data: the column holding the class (rows with an empty label feed only the language model)")
+    unlabelled: list[Path] = Field(default_factory=list, description="text data: raw text files in the language (one text per line, or a csv/tsv with text_column) for the language model")
 
     @field_validator('path', mode='after')
     @classmethod
@@ -132,11 +136,13 @@ class DataConfig(_Section):
         if self.valid_pct + self.test_pct >= 1: raise ValueError("@test_pct: valid_pct + test_pct must be < 1")
         if self.source != 'synthetic' and isinstance(self.path, Path) and not self.path.exists():
             raise ValueError(f"@path: no such file or folder for a {self.source} source: {self.path}")
+        for p in self.unlabelled:
+            if not Path(p).is_file(): raise ValueError(f"@unlabelled: no such file: {p}")
         return self
 
 class ModelConfig(_Section):
-    arch: str = Field('resnet18', description="any timm model name")
-    pretrained: Union[Literal[False], Path] = Field(False, description="false, or a local weights file/model dir")
+    arch: str = Field('resnet18', description="image data: any timm model name; text data: awd_lstm (awd_lstm_small, awd_lstm_tiny: smaller AWD-LSTMs, `medtrain.text.TEXT_ARCHS`) or hf:PATH_OR_HUB_ID (a transformers encoder)")
+    pretrained: Union[Literal[False], Path] = Field(False, description="false, or a local weights file/model dir; text data: a text run dir or its lm/ folder (its language model, tokenizer and vocabulary)")
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
 
     @field_validator('pretrained', mode='before')
@@ -187,6 +193,8 @@ class TrainConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model (slow first steps; faster later ones on a GPU)")
     progress: bool = Field(True, description="show progress bars")
     task_weighting: Literal['fixed', 'uncertainty'] = Field('fixed', description="several tasks (data.tasks): fixed per-task weights, or learned ones (uncertainty, Kendall et al. 2018)")
+    lm_epochs: int = Field(5, ge=0, description="text data: epochs fine-tuning the language model before the classifier (0 = none: the classifier starts from model.pretrained's encoder, or from scratch)")
+    lm_lr: float | None = Field(None, gt=0, description="text data: learning rate of the language model (None = 5 × train.lr)")
 
 class ProgressiveConfig(_Section):
     sizes: list[int] = Field(description="input size of each phase, small to large; the last must equal data.size")
@@ -235,6 +243,21 @@ class Config(_Section):
             raise ValueError(f"@train.early_stopping.monitor: with data.tasks, monitor valid_loss or a task's loss ({', '.join(names)}), got {es.monitor}")
         if not tasks and es.monitor.endswith('_loss') and es.monitor != 'valid_loss':
             raise ValueError(f"@train.early_stopping.monitor: {es.monitor} names a task loss, and data.tasks is not set")
+        return self
+
+    @model_validator(mode='after')
+    def _check_modality(self):
+        arch, is_text = self.model.arch, self.data.modality == 'text'
+        is_text_arch = arch.startswith('hf:') or arch.startswith('awd_lstm')
+        if is_text and not is_text_arch:
+            raise ValueError(f"@model.arch: {arch!r} is an image model and data.modality is text; use awd_lstm, awd_lstm_small or hf:PATH")
+        if not is_text and is_text_arch:
+            raise ValueError(f"@model.arch: {arch!r} is a text model; set data.modality: text (or choose a timm image model)")
+        if is_text:
+            if self.data.source not in ('csv', 'tsv'): raise ValueError(f"@data.source: text data is read from a csv or tsv file, not {self.data.source!r}")
+            for k in ('mixup', 'cutmix', 'progressive'):
+                if getattr(self.augment, k): raise ValueError(f"@augment.{k}: an image augmentation; data.modality is text")
+            if self.data.imbalance == 'oversample': raise ValueError("@data.imbalance: oversample is not available for text yet; use weighted_loss")
         return self
 
     @model_validator(mode='after')

@@ -151,7 +151,8 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
     try:   # copy and compute the reference outside the transaction: the index is locked only for milliseconds
         incoming.mkdir(parents=True); lock = _lock(incoming)
         (incoming/'model').mkdir()
-        for f in (WEIGHTS, SIDECAR, 'model.onnx', 'model.torchscript.pt'):   # exports recorded in the sidecar travel with it
+        listed = [f for f in meta.get('files', {}) if f == Path(f).name and f not in ('.', '..')]   # e.g. a text model's tokenizer; names only, never a path
+        for f in (WEIGHTS, SIDECAR, 'model.onnx', 'model.torchscript.pt', *listed):   # exports recorded in the sidecar travel with it
             if (src/f).exists(): shutil.copy2(src/f, incoming/'model'/f)
         if reference:
             for hook in self.on_register: hook(incoming/'model', run_dir)

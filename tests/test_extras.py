@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 PIP = [sys.executable, '-m', 'pip']
 EXPECTED = {'serve': {'uvicorn', 'gradio'}, 'report': {'papermill', 'nbconvert', 'ipykernel'}, 's3': {'s3fs'},
-            'dicom': {'pylibjpeg', 'pylibjpeg-openjpeg', 'pyjpegls', 'python-gdcm'}}
+            'dicom': {'pylibjpeg', 'pylibjpeg-openjpeg', 'pyjpegls', 'python-gdcm'}, 'text': {'sentencepiece', 'transformers'}}
 
 def _settings():
     cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini', encoding='utf-8')
