@@ -60,7 +60,8 @@ def add_serve_commands(sub):
     from medtrain.config import ServeConfig
     _config_flags(v, ServeConfig, ('max_upload_bytes', 'max_batch_bytes', 'max_batch_files', 'max_pixels', ('allowed_types', str),
                                    'max_concurrent_decodes', 'limit_concurrency', 'timeout_keep_alive_s', 'header_timeout_s',
-                                   'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir'))
+                                   'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir',
+                                   'max_batch', 'max_wait_ms', 'onnx_threads', 'reload_interval_s', 'workers'))
     v.add_argument('--cors-origins', help="comma-separated origins allowed by CORS (default: none)")
     v.add_argument('--no-docs', action='store_true', help="do not serve /docs, /redoc, /openapi.json")
     v.add_argument('--no-demo', action='store_true', help="do not mount the Gradio demo")
