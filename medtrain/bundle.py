@@ -48,7 +48,7 @@ class ShardMember:
 
 def open_input(src, meta: dict) -> Image.Image:
     "Decode a path, file object or `ShardMember` as the model sees it (`open_image` with the sidecar's channels and DICOM settings)."
-    from medtrain.data import open_image   # fastai comes with medtrain.data: imported at the first image (the bundle stays light)
+    from medtrain.images import open_image   # the decoder without fastai: a serving image needs no training stack
     if isinstance(src, ShardMember): src = src.open()
     return open_image(src, meta['n_in'], meta.get('dicom_window'), meta.get('dicom_frame', 0))
 
