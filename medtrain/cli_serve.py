@@ -11,9 +11,22 @@ from .config import ConfigError
 from .cli_base import _config_flags, _registry_arg
 
 # %% auto #0
-__all__ = ['add_serve_commands']
+__all__ = ['demo_mounter', 'add_serve_commands']
 
 # %% ../nbs/12d_cli_serve.ipynb #06637e24
+def demo_mounter(limits):
+    """The demo's mount function for `serve` (serving does not import the demo: it is handed this), or None when the demo is off
+    or Gradio is not installed — the slim serving image has no Gradio and no torch: the REST API runs, with a note."""
+    if not limits.demo: return None
+    import importlib.util
+    try:
+        if importlib.util.find_spec('gradio') is None: raise ModuleNotFoundError(name='gradio')   # the demo imports it only when built
+        from medtrain.demo import mount_demo
+    except ModuleNotFoundError as e:
+        print(f"medtrain serve: no demo at /demo: {e.name} is not installed (the slim serving image); the REST API is unaffected", file=sys.stderr)
+        return None
+    return mount_demo
+
 def _serve(args):
     from pydantic import ValidationError
     from medtrain.config import ServeConfig, explain
@@ -24,10 +37,7 @@ def _serve(args):
     if args.cors_origins: given['cors_origins'] = tuple(o.strip() for o in args.cors_origins.split(',') if o.strip())
     try: limits = ServeConfig(**given)
     except ValidationError as e: raise ConfigError(explain(e, ServeConfig).replace('\n', '; ')) from None
-    mount_demo = None
-    if limits.demo:   # serving does not import the demo: it is handed the demo's mount function
-        from medtrain.demo import mount_demo
-    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=mount_demo)
+    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=demo_mounter(limits))
 
 def _predict(args):
     from medtrain.predict import predict_files

@@ -35,11 +35,13 @@ PROBE = textwrap.dedent('''
             if name.split('.')[0] in BLOCK: raise ModuleNotFoundError(f"No module named {name!r} (not in the serving image)", name=name)
     sys.meta_path.insert(0, Block())
     from medtrain.cli import build_parser          # the console script's parser, as the container runs it
-    args = build_parser().parse_args(['serve', '--model-path', sys.argv[1], '--no-demo', '--reload-interval-s', '0'])
+    from medtrain.config import ServeConfig
+    args = build_parser().parse_args(['serve', '--model-path', sys.argv[1], '--reload-interval-s', '0'])
+    from medtrain.cli_serve import demo_mounter
+    assert demo_mounter(ServeConfig()) is None     # no Gradio in the image: no demo, and a note instead of a crash
     from PIL import Image
     from starlette.testclient import TestClient
     from medtrain.serve import create_app
-    from medtrain.config import ServeConfig
     out = {}
     with TestClient(create_app(args.model_path, args.backend, args.registry, ServeConfig(reload_interval_s=0), demo=False)) as c:
         for _ in range(600):
