@@ -17,7 +17,7 @@ class MicroBatcher:
     def __init__(self, run_batch, max_batch: int = 16, max_wait_ms: float = 5, name: str = 'medtrain-batcher'):
         self.run_batch, self.max_batch, self.max_wait_s = run_batch, max(1, int(max_batch)), max(0., max_wait_ms) / 1e3
         self.batch_sizes = collections.Counter()   # {batch size: how many batches}
-        self._items, self._coming, self._closed, self._exited = collections.deque(), 0, False, False
+        self._items, self._coming, self._closed, self._exited, self._busy = collections.deque(), 0, False, False, False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
         self._thread.start()
@@ -46,22 +46,32 @@ class MicroBatcher:
         fut = cf.Future()
         with self._cond:
             if announced: self._coming -= 1
-            if not self._exited:
+            alone = not (self._busy or self._items or self._coming)
+            if not alone and not self._exited:
                 self._items.append((x, fut)); self._cond.notify_all()
                 return fut
-        self._run([(x, fut)])   # closed and drained before this arrived: run it alone, still on this batcher's model
+            self._busy = True
+        # nothing to batch with: run in the caller's thread, as without a batcher (no hand-over to the batcher thread).
+        # Also the way out for an input that arrives after the batcher closed and drained: still this batcher's model.
+        try: self._run([(x, fut)])
+        finally:
+            with self._cond: self._busy = False; self._cond.notify_all()
         return fut
 
     def _loop(self):
         while True:
             with self._cond:
-                while not self._items and not (self._closed and self._coming == 0): self._cond.wait()
+                while (self._busy or not self._items) and not (self._closed and self._coming == 0 and not self._items and not self._busy):
+                    self._cond.wait()
                 if not self._items: self._exited = True; return
                 deadline = time.monotonic() + self.max_wait_s
                 while len(self._items) < self.max_batch and self._coming > 0 and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
                 batch = [self._items.popleft() for _ in range(min(self.max_batch, len(self._items)))]
-            self._run(batch)
+                self._busy = True
+            try: self._run(batch)
+            finally:
+                with self._cond: self._busy = False; self._cond.notify_all()
 
     def _run(self, batch):
         batch = [(x, f) for x, f in batch if f.set_running_or_notify_cancel()]   # cancelled: the client left
