@@ -382,7 +382,9 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
 
     async def predict_one(data: bytes, filename: str) -> dict:
         "Decode (thread pool), queue on the version answering now, await its batch. The body is already read: a slow client never holds a batch."
-        start, slot = time.perf_counter(), serving()
+        start, slot = time.perf_counter(), current()
+        if slot.batcher is None:   # still loading (or failed): a bad upload still gets its 4xx, a good one the 503
+            await decoding(decode_upload, data, filename, slot.meta, limits); serving()
         def prepare():
             x = decode_upload(data, filename, slot.meta, limits)
             t_pre.append(time.perf_counter() - start)
@@ -401,7 +403,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
 
     @app.post('/predict/batch', summary="Classify several images; a bad file gets an error entry, the others their predictions")
     async def predict_many(files: list[UploadFile] = File(...)):
-        start, slot = time.perf_counter(), serving()
+        start, slot = time.perf_counter(), current()
         if len(files) > limits.max_batch_files: raise UploadError(f"{len(files)} files is over the limit of {limits.max_batch_files} per request", 413)
         results, good = [], []
         for f in files:
@@ -412,6 +414,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
                 metrics.rejected.labels(_REASONS.get(e.status, str(e.status))).inc()
                 results.append(dict(filename=f.filename, error=str(e), status=e.status))
         if good:   # already a batch: straight to the model this request was decoded for
+            if slot.predictor is None: serving()
             out, _ = await anyio.to_thread.run_sync(slot.infer, np.stack([r.pop('x') for r in good]))
             for r, o in zip(good, out): r.update(o)
         return dict(results=results, n_ok=len(good), n_failed=len(results) - len(good), model=slot.model,
