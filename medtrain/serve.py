@@ -289,11 +289,13 @@ class ServedModel:
                                        mode='L' if meta['n_in'] == 1 else 'RGB'))
 
 def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeConfig | None = None, top_k: int = 3,
-               demo: bool | None = None, warm: bool = True, api_key: str | None = None, mount_demo=None, threads: int | None = None):
+               demo: bool | None = None, warm: bool = True, api_key: str | None = None, mount_demo=None, threads: int | None = None,
+               load_first: bool = False):
     """The FastAPI app serving `model_ref` (folder or registry reference) under the `ServeConfig` `limits`; the model loads in
     the background (see `/ready`). A moving reference (`NAME@production`) is re-read every `limits.reload_interval_s` and a new
     version swapped in without a restart. The demo is mounted by `mount_demo(app, model_dir, meta, limits, get_predictor, top_k, path)`
-    when given and `demo` is on (`medtrain serve` passes `medtrain.demo.mount_demo`)."""
+    when given and `demo` is on (`medtrain serve` passes `medtrain.demo.mount_demo`). `load_first`: load the model before the
+    app starts answering (a `--workers` process: it takes no connection from the shared port until it can answer)."""
     from contextlib import asynccontextmanager
     import anyio
     from fastapi import FastAPI
@@ -317,7 +319,8 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
             state['error'] = True
             print(f"model {first.model['name']} failed to load: {type(e).__name__}: {e}", flush=True)
             return
-        if is_moving_reference(model_ref) and limits.reload_interval_s > 0: watch()
+        if is_moving_reference(model_ref) and limits.reload_interval_s > 0:
+            threading.Thread(target=watch, daemon=True, name='medtrain-model-reload').start()
 
     def watch():
         "Poll the registry; load a newly promoted (or rolled-back) version beside the old one, then swap: queued work ends on the old."
@@ -339,7 +342,8 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     @asynccontextmanager
     async def lifespan(app):
         state['decodes'] = anyio.CapacityLimiter(n_decodes)   # each decode may hold max_pixels of memory: bound how many run at once
-        threading.Thread(target=load, daemon=True, name='medtrain-model-load').start()
+        if load_first: await anyio.to_thread.run_sync(load)
+        else: threading.Thread(target=load, daemon=True, name='medtrain-model-load').start()
         yield
         stop.set()
 
@@ -481,7 +485,8 @@ def worker_app():
     if s['mount_demo']:   # an import path, not an import: serving stays below the demo chapter
         module, name = s['mount_demo'].split(':'); mount_demo = getattr(importlib.import_module(module), name)
     limits = ServeConfig(**s['limits'])
-    return create_app(s['model_ref'], s['backend'], s['registry'], limits, demo=s['demo'], mount_demo=mount_demo, threads=_threads_per_worker(limits))
+    return create_app(s['model_ref'], s['backend'], s['registry'], limits, demo=s['demo'], mount_demo=mount_demo, threads=_threads_per_worker(limits),
+                      load_first=True)
 
 @functools.cache
 def _worker_protocol(timeout_s: float): return header_timeout_protocol(timeout_s)
@@ -506,7 +511,9 @@ def serve(model_ref, host: str = '127.0.0.1', port: int = 8000, backend: str = '
     if limits.workers == 1:
         app = create_app(model_ref, backend, registry, limits, demo=demo, api_key=api_key, mount_demo=mount_demo, threads=_threads_per_worker(limits))
         return uvicorn.Server(uvicorn.Config(app, http=header_timeout_protocol(limits.header_timeout_s), **common)).run()
-    create_app(model_ref, backend, registry, limits, demo=False, api_key=api_key)   # a bad reference fails here, once, before any worker starts
+    model_dir = resolve_model(model_ref, registry)   # a bad reference fails here, once, before any worker starts
+    if backend == 'onnx' and not (model_dir/ONNX_FILE).exists():   # export once here, not in every worker at the same time
+        onnx_folder(model_dir, limits.onnx_cache_dir, model_hash(model_dir))
     own_dir = None
     if not os.environ.get(MULTIPROC_ENV):   # each worker writes its metrics here; /metrics in any worker adds them up
         own_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix='medtrain-prometheus-')
