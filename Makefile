@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 MIN_FREE_GB ?= 9
 
-.PHONY: install demo test export readme docs lab browser outputs kubectl postgres
+.PHONY: install demo test export readme docs lab browser outputs kubectl postgres docker
 
 $(STAMP): setup.py settings.ini constraints.txt
 	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); test -x $(BIN)/python || test $$free -ge $(MIN_FREE_GB) || { \
@@ -81,3 +81,11 @@ lab: install
 # Re-run the numbered notebooks in place so they keep their small teaching outputs (plots, tables), then nbdev_clean.
 outputs: install
 	$(BIN)/python tools/run_nbs.py
+
+# Container images from the one Dockerfile: `cpu` (slim server, the default target), `cuda`, `train-cpu`, `train-cuda`.
+# Needs a Docker engine (none on the build machines: tests/test_dockerfile.py lints and checks the file instead).
+DOCKER_TARGETS ?= cpu train-cpu
+DOCKER_TAG ?= medtrain
+docker:
+	@command -v docker >/dev/null || { echo "!! no docker command here: make docker needs a Docker engine" >&2; exit 1; }
+	@for t in $(DOCKER_TARGETS); do echo ">> docker build --target $$t -t $(DOCKER_TAG):$$t ."; docker build --target $$t -t $(DOCKER_TAG):$$t . || exit 1; done

@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Serving latency: single-image p50/p99 over HTTP (`medtrain serve`, onnxruntime backend) against the raw
-onnxruntime session on the same model, and HTTP throughput at concurrency 1/4/16.
+onnxruntime session on the same model, and HTTP throughput at concurrency 1/4/16/64.
 
 Model: timm resnet18 + fastai head, random weights, 224 px, 7 classes (latency does not depend on the weights).
 Usage:  python benchmarks/serve_latency.py [--n 200] [--requests 96] [--no-append]
+        python benchmarks/serve_latency.py --code /tmp/old-checkout --label "before"   # the server from another checkout
+        python benchmarks/serve_latency.py --label "after, no batching" --server-args "--max-batch 1"
 Appends a table to benchmarks/RESULTS.md (machine, date, command)."""
-import argparse, concurrent.futures as cf, io, os, platform, socket, subprocess, sys, tempfile, time
+import argparse, concurrent.futures as cf, io, os, platform, shlex, socket, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +32,10 @@ def main():
     ap.add_argument('--requests', type=int, default=96, help="requests per concurrency level")
     ap.add_argument('--size', type=int, default=224)
     ap.add_argument('--no-append', action='store_true')
+    ap.add_argument('--code', type=Path, default=ROOT, help="checkout whose `medtrain serve` is measured (default: this one)")
+    ap.add_argument('--label', default='', help="what is measured (shown in the table's title)")
+    ap.add_argument('--server-args', default='', help="extra `medtrain serve` flags, e.g. '--max-batch 1'")
+    ap.add_argument('--levels', default='1,4,16,64', help="client concurrency levels")
     args = ap.parse_args()
 
     from medtrain.models import build_model, save_model
@@ -58,7 +64,8 @@ def main():
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, '-m', 'medtrain', 'serve', '--model-path', str(tmp/'model'), '--port', str(port),
-                             '--no-demo', '--log-level', 'warning'], env={**os.environ, 'PYTHONPATH': str(ROOT)},
+                             '--no-demo', '--log-level', 'warning', '--limit-concurrency', '1024', *shlex.split(args.server_args)],
+                            env={**os.environ, 'PYTHONPATH': str(args.code)}, cwd=str(args.code),
                             stdout=open(tmp/'server.log', 'w'), stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}'
     try:
@@ -76,7 +83,7 @@ def main():
             for _ in range(args.n):
                 t = time.perf_counter(); r = post(); http.append(time.perf_counter() - t); assert r.status_code == 200
         conc = {}
-        for k in (1, 4, 16):
+        for k in map(int, args.levels.split(',')):
             clients = [httpx.Client(timeout=120) for _ in range(k)]
             def worker(i, n):
                 lat = []
@@ -84,7 +91,7 @@ def main():
                     t = time.perf_counter(); r = clients[i].post(url + '/predict', files={'file': ('x.png', png, 'image/png')})
                     lat.append(time.perf_counter() - t); assert r.status_code == 200
                 return lat
-            per = max(1, args.requests // k)
+            per = max(3, args.requests // k)
             t = time.perf_counter()
             with cf.ThreadPoolExecutor(k) as ex: lats = sum((f.result() for f in [ex.submit(worker, i, per) for i in range(k)]), [])
             wall = time.perf_counter() - t
@@ -93,9 +100,11 @@ def main():
     finally:
         proc.terminate(); proc.wait(30)
 
-    lines = [f"### Serving latency — resnet18 @ {args.size} px, CPU, onnxruntime backend",
+    load = os.getloadavg()
+    lines = [f"### Serving latency — resnet18 @ {args.size} px, CPU, onnxruntime backend" + (f" — {args.label}" if args.label else ''),
              f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {cpu_name()}, {os.cpu_count()} cores "
-             f"(shared with other engineers' jobs at the time: figures are noisy); onnxruntime {__import__('onnxruntime').__version__}",
+             f"(shared with other engineers' jobs at the time: figures are noisy; load average {load[0]:.1f} / {load[1]:.1f} at the end); "
+             f"onnxruntime {__import__('onnxruntime').__version__}; server code: {'this checkout' if args.code == ROOT else args.code}",
              f"- command: `{' '.join(['python benchmarks/serve_latency.py', *sys.argv[1:]])}`",
              "", "| measure | p50 ms | p99 ms |", "|---|---|---|",
              f"| raw onnxruntime session (model only, batch 1) | {pct(raw, 50):.1f} | {pct(raw, 99):.1f} |",

@@ -48,7 +48,7 @@ class ShardMember:
 
 def open_input(src, meta: dict) -> Image.Image:
     "Decode a path, file object or `ShardMember` as the model sees it (`open_image` with the sidecar's channels and DICOM settings)."
-    from medtrain.data import open_image   # fastai comes with medtrain.data: imported at the first image (the bundle stays light)
+    from medtrain.images import open_image   # the decoder without fastai: a serving image needs no training stack
     if isinstance(src, ShardMember): src = src.open()
     return open_image(src, meta['n_in'], meta.get('dicom_window'), meta.get('dicom_frame', 0))
 
@@ -118,13 +118,13 @@ def model_hash(model_dir) -> str:
 BACKENDS = Choices('serving backend', '--backend')
 
 @BACKENDS.register('onnx')
-def onnx_predictor(model_dir, cache_dir=None, digest: str | None = None, onnx_folder=None, **_) -> OnnxPredictor:
+def onnx_predictor(model_dir, cache_dir=None, digest: str | None = None, onnx_folder=None, threads: int | None = None, **_) -> OnnxPredictor:
     "onnxruntime on the model's `model.onnx`, else on the folder `onnx_folder(model_dir, cache_dir, digest)` gives."
     model_dir = Path(model_dir)
     if (model_dir/ONNX_FILE).exists(): folder = model_dir
     elif onnx_folder is not None: folder = Path(onnx_folder(model_dir, cache_dir, digest))
     else: raise MedtrainError(f"{model_dir}: no {ONNX_FILE}; export one (`medtrain export {model_dir}`) or use --backend torch")
-    return OnnxPredictor(folder/ONNX_FILE, read_meta(folder))
+    return OnnxPredictor(folder/ONNX_FILE, read_meta(folder), threads)
 
 @BACKENDS.register('torch')
 def torch_predictor(model_dir, **_) -> TorchPredictor:

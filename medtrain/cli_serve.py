@@ -11,9 +11,22 @@ from .config import ConfigError
 from .cli_base import _config_flags, _registry_arg
 
 # %% auto #0
-__all__ = ['add_serve_commands']
+__all__ = ['demo_mounter', 'add_serve_commands']
 
 # %% ../nbs/12d_cli_serve.ipynb #06637e24
+def demo_mounter(limits):
+    """The demo's mount function for `serve` (serving does not import the demo: it is handed this), or None when the demo is off
+    or Gradio is not installed — the slim serving image has no Gradio and no torch: the REST API runs, with a note."""
+    if not limits.demo: return None
+    import importlib.util
+    try:
+        if importlib.util.find_spec('gradio') is None: raise ModuleNotFoundError(name='gradio')   # the demo imports it only when built
+        from medtrain.demo import mount_demo
+    except ModuleNotFoundError as e:
+        print(f"medtrain serve: no demo at /demo: {e.name} is not installed (the slim serving image); the REST API is unaffected", file=sys.stderr)
+        return None
+    return mount_demo
+
 def _serve(args):
     from pydantic import ValidationError
     from medtrain.config import ServeConfig, explain
@@ -29,18 +42,9 @@ def _serve(args):
     if is_text_model(resolve_model(args.model_path, args.registry)):   # the model's modality decides the app
         from medtrain.text_serve import serve_text
         return serve_text(args.model_path, args.host, args.port, args.registry, limits, log_level=args.log_level)
-    mount_demo = None
-    if limits.demo:   # serving does not import the demo: it is handed the demo's mount function
-        from medtrain.demo import mount_demo
-    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=mount_demo)
+    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=demo_mounter(limits))
 
 def _predict(args):
-    from medtrain.registry import resolve_model
-    from medtrain.text import is_text_model
-    if is_text_model(resolve_model(args.model, args.registry)):   # a text file (one per line) or a CSV/TSV column
-        from medtrain.text_serve import predict_texts
-        r = predict_texts(args.model, args.input, args.output, args.column, args.bs, args.registry, progress=not args.quiet)
-        print(f"{r['n_predicted']} texts predicted → {r['output']}, {r['seconds']}s"); return
     from medtrain.predict import predict_files
     r = predict_files(args.model, args.input, args.output, bs=args.bs, backend=args.backend, registry=args.registry, progress=not args.quiet)
     print(f"{r['n_predicted']} predicted, {r['n_already_done']} already in {r['output']}, {r['n_failed']} skipped"
@@ -71,7 +75,8 @@ def add_serve_commands(sub):
     from medtrain.config import ServeConfig
     _config_flags(v, ServeConfig, ('max_upload_bytes', 'max_batch_bytes', 'max_batch_files', 'max_pixels', ('allowed_types', str),
                                    'max_concurrent_decodes', 'limit_concurrency', 'timeout_keep_alive_s', 'header_timeout_s',
-                                   'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir'))
+                                   'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir',
+                                   'max_batch', 'max_wait_ms', 'onnx_threads', 'reload_interval_s', 'workers'))
     v.add_argument('--cors-origins', help="comma-separated origins allowed by CORS (default: none)")
     v.add_argument('--no-docs', action='store_true', help="do not serve /docs, /redoc, /openapi.json")
     v.add_argument('--no-demo', action='store_true', help="do not mount the Gradio demo")

@@ -289,6 +289,11 @@ class ServeConfig(_Section):
     demo: bool = Field(True, description="mount the Gradio demo at /demo")
     demo_cache_s: int = Field(300, ge=10, description="uploads and heat maps of the demo are deleted after this many seconds")
     onnx_cache_dir: Optional[Path] = Field(None, description="where an ONNX export made at start-up is kept (default: the medtrain cache dir/onnx); never the model folder")
+    max_batch: int = Field(16, ge=1, description="micro-batching: single-image requests run through the model together, up to this many; 1 = each request alone")
+    max_wait_ms: float = Field(5, ge=0, le=1000, description="micro-batching: how long a batch waits for requests that are still being decoded (never when none is)")
+    onnx_threads: Optional[int] = Field(None, ge=1, description="onnxruntime intra-op threads per worker; None = CPU count ÷ workers")
+    reload_interval_s: float = Field(30, ge=0, description="serving NAME@stage: poll the registry this often and swap to a newly promoted or rolled-back version; 0 = never")
+    workers: int = Field(1, ge=1, le=64, description="server processes, one model each, sharing the port and the Prometheus metrics")
 
     @field_validator('allowed_types', mode='before')
     @classmethod

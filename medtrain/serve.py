@@ -4,7 +4,7 @@
 
 # %% ../nbs/11c_serve.ipynb #155a8164
 from __future__ import annotations
-import asyncio, base64, hmac, io, json, os, threading, time
+import asyncio, base64, functools, hmac, io, json, os, re, threading, time
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,13 @@ from .bundle import (resolve_model, is_reference, read_meta, load_input, preproc
                              OnnxPredictor, TorchPredictor, BACKENDS, ONNX_FILE)
 from .export import onnx_folder, load_predictor
 from .monitor import DriftMonitor, read_reference
+from .batching import MicroBatcher
 
 # %% auto #0
-__all__ = ['Limits', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'predict_batch', 'UploadError', 'sniff_type', 'check_upload',
-           'decode_upload', 'ServingMetrics', 'upload_problem', 'RequestGuard', 'header_timeout_protocol',
-           'read_api_key', 'create_app', 'serve']
+__all__ = ['Limits', 'MULTIPROC_ENV', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'WORKER_SETTINGS_ENV', 'predict_batch', 'UploadError',
+           'sniff_type', 'check_upload', 'decode_upload', 'ServingMetrics', 'upload_problem', 'RequestGuard',
+           'header_timeout_protocol', 'read_api_key', 'is_moving_reference', 'ServedModel', 'create_app', 'worker_app',
+           'worker_http_protocol', 'serve']
 
 # %% ../nbs/11c_serve.ipynb #922f0956
 def predict_batch(predictor, batch: np.ndarray, top_k: int = 3, monitor=None) -> list[dict]:
@@ -78,6 +80,8 @@ def decode_upload(data: bytes, name: str, meta: dict, limits: ServeConfig) -> np
     except Exception: raise UploadError(f"{name}: cannot decode the {kind} image; the file is damaged", 400) from None
 
 # %% ../nbs/11c_serve.ipynb #237a3fef
+MULTIPROC_ENV = 'PROMETHEUS_MULTIPROC_DIR'   # prometheus_client's multiprocess mode (`--workers`)
+
 class ServingMetrics:
     "The app's Prometheus metrics."
     def __init__(self, monitor=None):
@@ -87,19 +91,23 @@ class ServingMetrics:
         self.requests = Counter('medtrain_requests', 'HTTP requests', ['endpoint', 'status'], registry=self.registry)
         self.latency = Histogram('medtrain_request_latency_seconds', 'request latency', ['endpoint'], buckets=buckets, registry=self.registry)
         self.inference = Histogram('medtrain_inference_seconds', 'model time per batch', buckets=buckets, registry=self.registry)
+        self.batch_size = Histogram('medtrain_batch_size', 'images per model call (micro-batching)', buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
         self.images = Counter('medtrain_images', 'images predicted', registry=self.registry)
         self.rejected = Counter('medtrain_rejected', 'rejected uploads', ['reason'], registry=self.registry)
         self.predictions = Counter('medtrain_predictions', 'top-1 predictions', ['label'], registry=self.registry)
         self.drift = Gauge('medtrain_drift_score', 'input drift scores against the registration reference (see medtrain.monitor)',
-                           ['score'], registry=self.registry)
+                           ['score'], registry=self.registry, multiprocess_mode='mostrecent')
     def render(self) -> bytes:
-        from prometheus_client import generate_latest
+        from prometheus_client import CollectorRegistry, generate_latest, multiprocess
         for k, v in (self.monitor.scores() if self.monitor else {}).items(): self.drift.labels(k).set(v)
-        return generate_latest(self.registry)
+        if not os.environ.get(MULTIPROC_ENV): return generate_latest(self.registry)
+        merged = CollectorRegistry()   # every worker's counters and histograms, summed (prometheus_client's multiprocess collector)
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
 
 # %% ../nbs/11c_serve.ipynb #b7e1a003
 MULTIPART_OVERHEAD = 16 * 2**10   # boundaries and part headers around one uploaded file
-OPEN_PATHS = ('/health', '/ready')
+OPEN_PATHS = ('/health', '/ready', '/ping')   # load balancers' and SageMaker's health checks carry no key
 
 def _reply(status: int, detail: str, headers=()) -> list[dict]:
     body = json.dumps({'detail': detail}).encode()
@@ -232,11 +240,62 @@ _REASONS = {400: 'undecodable', 401: 'unauthorised', 408: 'timeout', 413: 'too_l
 def _model_name(model_dir: Path) -> str:
     return model_dir.parent.name if model_dir.name == 'model' else model_dir.name   # RUN_DIR/model → the run's name
 
+def is_moving_reference(model_ref) -> bool:
+    "A registry reference whose version can change under it (`NAME@production`, `NAME@staging`, `NAME@latest`), not a pinned `NAME@3`."
+    return is_reference(model_ref) and not re.fullmatch(r'v?\d+', str(model_ref).rsplit('@', 1)[1])
+
+class ServedModel:
+    "One loaded model version: its folder, sidecar, identity, drift monitor, predictor and the micro-batcher in front of it."
+    def __init__(self, model_dir, version: dict | None, backend: str, limits: ServeConfig, metrics: ServingMetrics, top_k: int = 3):
+        self.model_dir, self.backend, self.limits, self.metrics, self.top_k = Path(model_dir), backend, limits, metrics, top_k
+        self.meta, self.digest = read_meta(self.model_dir), model_hash(self.model_dir)
+        self.version = version and dict(name=version['name'], version=version['version'], stage=version['stage'])
+        self.model = dict(self.version or dict(name=_model_name(self.model_dir), version=None, stage=None), arch=self.meta['arch'], sha256=self.digest[:16])
+        self.monitor = DriftMonitor(read_reference(self.model_dir), self.meta)
+        self.predictor = self.batcher = None
+
+    def load(self, threads: int | None = None, warm: bool = True) -> 'ServedModel':
+        "Load the predictor (a missing `model.onnx` is exported into the cache), warm it up, start its batcher."
+        p = BACKENDS.get(self.backend)(self.model_dir, cache_dir=self.limits.onnx_cache_dir, digest=self.digest, onnx_folder=onnx_folder, threads=threads)
+        if warm: p.logits(np.zeros((1, self.meta['n_in'], self.meta['size'], self.meta['size']), np.float32))
+        self.predictor = p
+        self.batcher = MicroBatcher(self.run_batch, self.limits.max_batch, self.limits.max_wait_ms, name=f"medtrain-batcher-v{self.model['version']}")
+        return self
+
+    def infer(self, batch: np.ndarray) -> tuple[list[dict], float]:
+        "Answers for a preprocessed batch on this version's predictor (counted in the metrics), and the model's seconds."
+        start = time.perf_counter()
+        out = predict_batch(self.predictor, batch, self.top_k, self.monitor)
+        seconds = time.perf_counter() - start
+        m = self.metrics
+        m.inference.observe(seconds); m.batch_size.observe(len(batch)); m.images.inc(len(batch))
+        for r in out: m.predictions.labels(r['top_k'][0]['label']).inc()
+        return out, seconds
+
+    def run_batch(self, batch: np.ndarray) -> list[tuple]:
+        "The batcher's model call: per row (answer, model seconds, batch size)."
+        out, seconds = self.infer(batch)
+        return [(o, seconds, len(batch)) for o in out]
+
+    def info(self, limits: ServeConfig) -> dict:
+        "What `/metadata` says about this version (no server path)."
+        meta = self.meta
+        return dict(model=self.model, version=self.version, arch=meta['arch'], classes=meta['classes'], size=meta['size'], n_in=meta['n_in'],
+                    data_version=meta.get('data_version'), backend=self.backend,
+                    limits=dict(max_upload_bytes=limits.max_upload_bytes, max_batch_bytes=limits.max_batch_bytes, max_batch_files=limits.max_batch_files,
+                                max_pixels=limits.pixels_limit(meta['size']), allowed_types=list(limits.allowed_types)),
+                    batching=dict(max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms),
+                    preprocessing=dict(resize=meta.get('resize', 'squish'), size=meta['size'], mean=meta['mean'], std=meta['std'],
+                                       mode='L' if meta['n_in'] == 1 else 'RGB'))
+
 def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeConfig | None = None, top_k: int = 3,
-               demo: bool | None = None, warm: bool = True, api_key: str | None = None, mount_demo=None):
+               demo: bool | None = None, warm: bool = True, api_key: str | None = None, mount_demo=None, threads: int | None = None,
+               load_first: bool = False):
     """The FastAPI app serving `model_ref` (folder or registry reference) under the `ServeConfig` `limits`; the model loads in
-    the background (see `/ready`). The demo is mounted by `mount_demo(app, model_dir, meta, limits, get_predictor, top_k, path)`
-    when given and `demo` is on (`medtrain serve` passes `medtrain.demo.mount_demo`)."""
+    the background (see `/ready`). A moving reference (`NAME@production`) is re-read every `limits.reload_interval_s` and a new
+    version swapped in without a restart. The demo is mounted by `mount_demo(app, model_dir, meta, limits, get_predictor, top_k, path)`
+    when given and `demo` is on (`medtrain serve` passes `medtrain.demo.mount_demo`). `load_first`: load the model before the
+    app starts answering (a `--workers` process: it takes no connection from the shared port until it can answer)."""
     from contextlib import asynccontextmanager
     import anyio
     from fastapi import FastAPI
@@ -246,43 +305,56 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     api_key = api_key or read_api_key(limits)
     demo = (limits.demo if demo is None else demo) and mount_demo is not None
     BACKENDS.get(backend)                            # a wrong backend or reference fails here, before the server starts
-    model_dir = resolve_model(model_ref, registry)
-    meta = read_meta(model_dir)
-    digest = model_hash(model_dir)
-    version = Registry(registry).get(str(model_ref)) if is_reference(model_ref) else None
-    version = version and dict(name=version['name'], version=version['version'], stage=version['stage'])
-    model = dict(version or dict(name=_model_name(model_dir), version=None, stage=None), arch=meta['arch'], sha256=digest[:16])
-    max_pixels = limits.pixels_limit(meta['size'])
-    info = dict(model=model, version=version, arch=meta['arch'], classes=meta['classes'], size=meta['size'], n_in=meta['n_in'],
-                data_version=meta.get('data_version'), backend=backend,
-                limits=dict(max_upload_bytes=limits.max_upload_bytes, max_batch_bytes=limits.max_batch_bytes, max_batch_files=limits.max_batch_files,
-                            max_pixels=max_pixels, allowed_types=list(limits.allowed_types)),
-                preprocessing=dict(resize=meta.get('resize', 'squish'), size=meta['size'], mean=meta['mean'], std=meta['std'],
-                                   mode='L' if meta['n_in'] == 1 else 'RGB'))
-    state = dict(predictor=None, error=None, decodes=None)
-    monitor = DriftMonitor(read_reference(model_dir), meta)
-    metrics = ServingMetrics(monitor)
+    registry_row = Registry(registry).get(str(model_ref)) if is_reference(model_ref) else None
+    metrics = ServingMetrics()
+    first = ServedModel(resolve_model(model_ref, registry), registry_row, backend, limits, metrics, top_k)
+    metrics.monitor = first.monitor
+    state = dict(current=None, error=None, decodes=None, first=first)
     n_decodes = limits.max_concurrent_decodes or os.cpu_count() or 2
+    stop = threading.Event()
 
     def load():
-        try:
-            p = load_predictor(model_dir, backend, cache_dir=limits.onnx_cache_dir, digest=digest)
-            if warm: p.logits(np.zeros((1, meta['n_in'], meta['size'], meta['size']), np.float32))
-            state['predictor'] = p
+        try: state['current'] = first.load(threads, warm)
         except Exception as e:   # the cause goes to the server log, not to clients
             state['error'] = True
-            print(f"model {model['name']} failed to load: {type(e).__name__}: {e}", flush=True)
+            print(f"model {first.model['name']} failed to load: {type(e).__name__}: {e}", flush=True)
+            return
+        if is_moving_reference(model_ref) and limits.reload_interval_s > 0:
+            threading.Thread(target=watch, daemon=True, name='medtrain-model-reload').start()
+
+    def watch():
+        "Poll the registry; load a newly promoted (or rolled-back) version beside the old one, then swap: queued work ends on the old."
+        failed = set()
+        while not stop.wait(limits.reload_interval_s):
+            old = state['current']
+            try: row = Registry(registry).get(str(model_ref))
+            except Exception as e: print(f"reload: cannot read {model_ref} from the registry ({type(e).__name__}: {e}); still serving v{old.model['version']}", flush=True); continue
+            if row['version'] == old.model['version'] or row['version'] in failed: continue
+            try: new = ServedModel(row['path'], row, backend, limits, metrics, top_k).load(threads, warm)
+            except Exception as e:
+                failed.add(row['version'])
+                print(f"reload: {model_ref} → v{row['version']} failed to load ({type(e).__name__}: {e}); still serving v{old.model['version']}", flush=True)
+                continue
+            state['current'], metrics.monitor = new, new.monitor
+            old.batcher.close()
+            print(f"reload: {model_ref} is now v{new.model['version']} (was v{old.model['version']})", flush=True)
 
     @asynccontextmanager
     async def lifespan(app):
         state['decodes'] = anyio.CapacityLimiter(n_decodes)   # each decode may hold max_pixels of memory: bound how many run at once
-        threading.Thread(target=load, daemon=True, name='medtrain-model-load').start()
+        if load_first: await anyio.to_thread.run_sync(load)
+        else: threading.Thread(target=load, daemon=True, name='medtrain-model-load').start()
         yield
+        stop.set()
 
+    meta = first.meta
     docs = dict(docs_url='/docs', redoc_url='/redoc', openapi_url='/openapi.json') if limits.docs else dict(docs_url=None, redoc_url=None, openapi_url=None)
     app = FastAPI(title='medtrain', version=medtrain.__version__, lifespan=lifespan, **docs,
                   description=f"Image classifier {meta['arch']} ({', '.join(meta['classes'])}). Upload PNG, JPEG, TIFF or DICOM.")
-    app.state.medtrain = dict(state=state, meta=meta, info=info, limits=limits, monitor=monitor, metrics=metrics, model_dir=model_dir)
+    current = lambda: state['current'] or first
+    # what later chapters and routers read: the version answering now (`current()`), the shared metrics, the limits
+    app.state.medtrain = dict(state=state, current=current, limits=limits, metrics=metrics, top_k=top_k,
+                              meta=meta, monitor=first.monitor, model_dir=first.model_dir)
 
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):
@@ -299,17 +371,10 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
             metrics.latency.labels(path).observe(time.perf_counter() - start)
         return response
 
-    def predictor():
-        if state['predictor'] is None:
+    def serving() -> ServedModel:
+        if state['current'] is None:
             raise UploadError("the model failed to load; see the server log" if state['error'] else "model is loading; retry shortly (see /ready)", 503)
-        return state['predictor']
-
-    def infer(batch):
-        start = time.perf_counter()
-        out = predict_batch(predictor(), batch, top_k, monitor)
-        metrics.inference.observe(time.perf_counter() - start); metrics.images.inc(len(batch))
-        for r in out: metrics.predictions.labels(r['top_k'][0]['label']).inc()
-        return out, time.perf_counter() - start
+        return state['current']
 
     async def read(file: UploadFile) -> bytes:
         data = await file.read(limits.max_upload_bytes + 1)   # never more than the limit in memory
@@ -319,47 +384,71 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
 
     def decoding(fn, *args): return anyio.to_thread.run_sync(fn, *args, limiter=state['decodes'])
 
+    async def predict_one(data: bytes, filename: str) -> dict:
+        "Decode (thread pool), queue on the version answering now, await its batch. The body is already read: a slow client never holds a batch."
+        start, slot = time.perf_counter(), current()
+        if slot.batcher is None:   # still loading (or failed): a bad upload still gets its 4xx, a good one the 503
+            await decoding(decode_upload, data, filename, slot.meta, limits); serving()
+        def prepare():
+            x = decode_upload(data, filename, slot.meta, limits)
+            t_pre.append(time.perf_counter() - start)
+            return x
+        t_pre = []
+        future = await decoding(slot.batcher.prepare_and_submit, prepare)
+        res, t_inf, n = await asyncio.wrap_future(future)
+        return dict(filename=filename, **res, model=slot.model,
+                    latency_ms=dict(preprocess=round(t_pre[0] * 1e3, 2), inference=round(t_inf * 1e3, 2), total=round((time.perf_counter() - start) * 1e3, 2)),
+                    batch_size=n)
+    app.state.medtrain['predict_one'] = predict_one
+
     @app.post('/predict', summary="Classify one image")
     async def predict(file: UploadFile = File(..., description="PNG, JPEG, TIFF or DICOM")):
-        start = time.perf_counter()
-        data = await read(file)
-        def work():   # one trip to the thread pool for decode + model: a hop costs ~1 ms under load
-            x = decode_upload(data, file.filename, meta, limits)
-            t_pre = time.perf_counter() - start
-            return t_pre, *infer(x[None])
-        t_pre, (res,), t_inf = await decoding(work)
-        return dict(filename=file.filename, **res, model=model,
-                    latency_ms=dict(preprocess=round(t_pre * 1e3, 2), inference=round(t_inf * 1e3, 2), total=round((time.perf_counter() - start) * 1e3, 2)))
+        return await predict_one(await read(file), file.filename)
 
     @app.post('/predict/batch', summary="Classify several images; a bad file gets an error entry, the others their predictions")
     async def predict_many(files: list[UploadFile] = File(...)):
-        start = time.perf_counter()
+        start, slot = time.perf_counter(), current()
         if len(files) > limits.max_batch_files: raise UploadError(f"{len(files)} files is over the limit of {limits.max_batch_files} per request", 413)
         results, good = [], []
         for f in files:
             try:
-                results.append(dict(filename=f.filename, x=await decoding(decode_upload, await read(f), f.filename, meta, limits)))
+                results.append(dict(filename=f.filename, x=await decoding(decode_upload, await read(f), f.filename, slot.meta, limits)))
                 good.append(results[-1])
             except UploadError as e:
                 metrics.rejected.labels(_REASONS.get(e.status, str(e.status))).inc()
                 results.append(dict(filename=f.filename, error=str(e), status=e.status))
-        if good:
-            out, _ = await anyio.to_thread.run_sync(infer, np.stack([r.pop('x') for r in good]))
+        if good:   # already a batch: straight to the model this request was decoded for
+            if slot.predictor is None: serving()
+            out, _ = await anyio.to_thread.run_sync(slot.infer, np.stack([r.pop('x') for r in good]))
             for r, o in zip(good, out): r.update(o)
-        return dict(results=results, n_ok=len(good), n_failed=len(results) - len(good), model=model,
+        return dict(results=results, n_ok=len(good), n_failed=len(results) - len(good), model=slot.model,
                     latency_ms=dict(total=round((time.perf_counter() - start) * 1e3, 2)))
+
+    @app.post('/invocations', summary="SageMaker's inference route: the raw image as the request body (Content-Type image/*)")
+    async def invocations(request: Request):
+        data = bytearray()
+        async for chunk in request.stream():   # the guard has already bounded the size and the time
+            data += chunk
+            if len(data) > limits.max_upload_bytes: raise UploadError(f"the body is over the upload limit of {limits.max_upload_bytes:,} bytes", 413)
+        return await predict_one(bytes(data), 'body')
 
     @app.get('/health', summary="Liveness: the process answers")
     async def health(): return {'status': 'ok'}
 
     @app.get('/ready', summary="Readiness: the model is loaded (503 until then)")
     async def ready():
-        if state['predictor'] is None:
+        if state['current'] is None:
             return JSONResponse({'ready': False, 'error': "the model failed to load; see the server log" if state['error'] else None}, status_code=503)
-        return {'ready': True, 'backend': state['predictor'].backend}
+        return {'ready': True, 'backend': state['current'].predictor.backend, 'model': state['current'].model}
+
+    @app.get('/ping', summary="SageMaker's health check: 200 once the model is loaded")
+    async def ping(): return await ready()
 
     @app.get('/metadata', summary="Model, version, classes, preprocessing and limits")
-    async def metadata(): return dict(info, drift=monitor.scores(), has_drift_reference=monitor.reference is not None)
+    async def metadata():
+        slot = current()
+        return dict(slot.info(limits), drift=slot.monitor.scores(), has_drift_reference=slot.monitor.reference is not None,
+                    reload=dict(reference=str(model_ref), interval_s=limits.reload_interval_s) if is_moving_reference(model_ref) else None)
 
     @app.get('/metrics', summary="Prometheus metrics")
     async def prom():
@@ -367,12 +456,12 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     demo_path = '/demo' if demo else None
-    if demo:
-        app = mount_demo(app, model_dir, meta, limits, lambda: state['predictor'], top_k, path=demo_path)
+    if demo:   # the demo shows the version loaded at start (its heat maps need that version's PyTorch weights)
+        app = mount_demo(app, first.model_dir, meta, limits, lambda: first.predictor, top_k, path=demo_path)
 
     def limit_for(path: str) -> int:
         if path == '/predict/batch': return limits.max_batch_bytes
-        if path == '/predict' or (demo_path and path.startswith(demo_path) and path.endswith('/upload')): return limits.max_upload_bytes + MULTIPART_OVERHEAD
+        if path in ('/predict', '/invocations') or (demo_path and path.startswith(demo_path) and path.endswith('/upload')): return limits.max_upload_bytes + MULTIPART_OVERHEAD
         return 2**20   # JSON (the demo's calls) and GETs
     app.add_middleware(RequestGuard, limit_for=limit_for, api_key=api_key, body_timeout_s=limits.body_timeout_s, demo_path=demo_path,
                        allowed_types=limits.allowed_types, on_reject=lambda status: metrics.rejected.labels(_REASONS.get(status, str(status))).inc())
@@ -382,16 +471,58 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
                            allow_headers=['authorization', 'x-api-key', 'content-type'])
     return app
 
+WORKER_SETTINGS_ENV = 'MEDTRAIN_SERVE_WORKER'
+
+def _threads_per_worker(limits: ServeConfig) -> int:
+    "onnxruntime intra-op threads: `onnx_threads`, else the CPU count shared out among the worker processes (never oversubscribed)."
+    return limits.onnx_threads or max(1, (os.cpu_count() or 1) // limits.workers)
+
+def worker_app():
+    "The app of one `--workers` process, from the settings its parent put in `$MEDTRAIN_SERVE_WORKER` (uvicorn's app factory)."
+    import importlib
+    s = json.loads(os.environ[WORKER_SETTINGS_ENV])
+    mount_demo = None
+    if s['mount_demo']:   # an import path, not an import: serving stays below the demo chapter
+        module, name = s['mount_demo'].split(':'); mount_demo = getattr(importlib.import_module(module), name)
+    limits = ServeConfig(**s['limits'])
+    return create_app(s['model_ref'], s['backend'], s['registry'], limits, demo=s['demo'], mount_demo=mount_demo, threads=_threads_per_worker(limits),
+                      load_first=True)
+
+@functools.cache
+def _worker_protocol(timeout_s: float): return header_timeout_protocol(timeout_s)
+
+def worker_http_protocol(*args, **kw):
+    "uvicorn's `http` for `--workers` processes (an importable name: the config crosses a process boundary)."
+    return _worker_protocol(json.loads(os.environ[WORKER_SETTINGS_ENV])['limits']['header_timeout_s'])(*args, **kw)
+
 def serve(model_ref, host: str = '127.0.0.1', port: int = 8000, backend: str = 'onnx', registry=None,
           limits: ServeConfig | None = None, demo: bool | None = None, log_level: str = 'info', mount_demo=None):
-    "Run `create_app` under uvicorn (one process; inference runs in its thread pool), with `limits`' connection limits and timeouts."
-    import uvicorn
+    """Run `create_app` under uvicorn with `limits`' connection limits and timeouts: one process, or `limits.workers` processes
+    (uvicorn's supervisor; one model each) sharing the port and, through prometheus_client's multiprocess mode, `/metrics`."""
+    import uvicorn, shutil, tempfile
     limits = limits or ServeConfig()
     api_key = read_api_key(limits)
-    app = create_app(model_ref, backend, registry, limits, demo=demo, api_key=api_key, mount_demo=mount_demo)
     demo = (limits.demo if demo is None else demo) and mount_demo is not None
+    common = dict(host=host, port=port, log_level=log_level, limit_concurrency=limits.limit_concurrency, timeout_keep_alive=limits.timeout_keep_alive_s)
     print(f"serving {model_ref} on http://{host}:{port}  (" + ', '.join(['docs /docs'] * limits.docs + ['demo /demo'] * demo + ['metrics /metrics'])
-          + ('; API key required except on /health, /ready' if api_key else '; no API key: anyone who reaches this port can use it') + ')', flush=True)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, limit_concurrency=limits.limit_concurrency,
-                            timeout_keep_alive=limits.timeout_keep_alive_s, http=header_timeout_protocol(limits.header_timeout_s))
-    uvicorn.Server(config).run()
+          + ('; API key required except on /health, /ready, /ping' if api_key else '; no API key: anyone who reaches this port can use it') + ')'
+          + f"; {limits.workers} worker process{'es' * (limits.workers > 1)}, micro-batches of up to {limits.max_batch}"
+          + (f"; re-reading {model_ref} every {limits.reload_interval_s:g} s" if is_moving_reference(model_ref) and limits.reload_interval_s else ''), flush=True)
+    if limits.workers == 1:
+        app = create_app(model_ref, backend, registry, limits, demo=demo, api_key=api_key, mount_demo=mount_demo, threads=_threads_per_worker(limits))
+        return uvicorn.Server(uvicorn.Config(app, http=header_timeout_protocol(limits.header_timeout_s), **common)).run()
+    model_dir = resolve_model(model_ref, registry)   # a bad reference fails here, once, before any worker starts
+    if backend == 'onnx' and not (model_dir/ONNX_FILE).exists():   # export once here, not in every worker at the same time
+        onnx_folder(model_dir, limits.onnx_cache_dir, model_hash(model_dir))
+    own_dir = None
+    if not os.environ.get(MULTIPROC_ENV):   # each worker writes its metrics here; /metrics in any worker adds them up
+        own_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix='medtrain-prometheus-')
+    os.environ[WORKER_SETTINGS_ENV] = json.dumps(dict(
+        model_ref=str(model_ref), backend=backend, registry=None if registry is None else str(registry), demo=demo,
+        limits=json.loads(limits.model_dump_json()),
+        mount_demo=mount_demo and f'{mount_demo.__module__}:{mount_demo.__qualname__}'))
+    try:
+        uvicorn.run('medtrain.serve:worker_app', factory=True, workers=limits.workers, http='medtrain.serve:worker_http_protocol', **common)
+    finally:
+        if own_dir: shutil.rmtree(own_dir, ignore_errors=True)
+
