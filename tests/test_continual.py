@@ -1,0 +1,73 @@
+"""Continual learning through the CLI: `train --continue-from` with a new class, and `retrain` promoting a good candidate
+and rejecting one trained on label-shuffled data (production unchanged)."""
+import json
+from pathlib import Path
+
+import numpy as np, pandas as pd
+import pytest
+
+from conftest import tiny_config, as_sets
+
+FAST = ['model.arch=medcnn_small', 'augment.enabled=false', 'data.cache=memory', 'train.lr=3e-3']
+
+def test_continue_from_adds_a_new_class_and_remembers_the_old_data(tmp_path, cli_inproc):
+    first = tiny_config(tmp_path, *FAST, 'data.synthetic.n_classes=2', 'data.synthetic.n_images=60', 'train.epochs=1')
+    cli_inproc('train', *as_sets(first), '--run-dir', tmp_path/'a', '--quiet', check=True)
+    old = json.loads((tmp_path/'a'/'model'/'model.json').read_text())
+    second = tiny_config(None, *FAST, f'data.path={tmp_path}/data3', 'data.synthetic.n_classes=3', 'data.synthetic.n_images=60',
+                         'train.epochs=1', 'data.seed=7', 'continual.memory=24')
+    r = cli_inproc('train', *as_sets(second), '--continue-from', tmp_path/'a', '--run-dir', tmp_path/'b', '--quiet')
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path/'b'/'model'/'model.json').read_text())
+    assert old['classes'] == ['mel', 'nv'] and meta['classes'] == ['bkl', 'mel', 'nv']          # the head grew by the new class
+    lineage = meta['lineage']
+    assert [e['experience'] for e in lineage] == [0, 1] and lineage[0]['data_version'] == old['data_version']
+    assert set(lineage[1]['accuracy']) == {'test_0', 'test_1'}                                    # measured on both test sets
+    assert all((tmp_path/'b'/'model'/e['test_set']).exists() for e in lineage)                  # the test sets travel with the model
+    with np.load(tmp_path/'b'/'model'/'continual'/'memory.npz') as z:
+        assert set(z['labels']) == {'bkl', 'mel', 'nv'} and set(z['data_version']) == {old['data_version'], meta['data_version']}
+        assert len(z['labels']) == 24 and z['x'].shape[1:] == (32, 32, 3)
+    bad = cli_inproc('train', *as_sets(second), '--continue-from', tmp_path/'nowhere', '--run-dir', tmp_path/'c', '--quiet')
+    assert bad.returncode == 2 and 'nowhere' in bad.stderr and 'Traceback' not in bad.stderr
+    bad = cli_inproc('train', *as_sets(second), '--set', 'continual.method=replay+ewk', '--continue-from', tmp_path/'a', '--run-dir', tmp_path/'c', '--quiet')
+    assert bad.returncode == 2 and "did you mean 'ewc'" in bad.stderr and not (tmp_path/'c').exists()
+
+def _shuffled(src: Path, dst: Path) -> Path:
+    "A copy of a synthetic dataset's manifest with its labels permuted: data whose labels mean nothing."
+    df = pd.read_csv(src/'manifest.csv')
+    df['path'] = [str(src/p) for p in df.path]
+    df['label'] = np.random.default_rng(0).permutation(df.label.values)
+    dst.mkdir(parents=True, exist_ok=True); df.to_csv(dst/'manifest.csv', index=False)
+    return dst/'manifest.csv'
+
+@pytest.mark.slow
+def test_retrain_promotes_a_good_candidate_and_rejects_one_trained_on_shuffled_labels(tmp_path, cli_inproc):
+    from medtrain.config import SyntheticConfig
+    from medtrain.synthetic import make_synthetic
+    from medtrain.continual import restyle
+    from medtrain.registry import Registry
+    syn = SyntheticConfig(n_images=240, n_classes=3, image_size=32, majority=0.35)
+    for name, seed in (('a', 1), ('b_raw', 2), ('c_raw', 3)): make_synthetic(tmp_path/name, syn, seed=seed, progress=False)
+    good, shuffled = restyle(tmp_path/'b_raw', tmp_path/'b'), _shuffled(tmp_path/'c_raw', tmp_path/'c')
+    common = [*FAST, 'data.size=32', 'train.bs=32', 'train.device=cpu', 'data.test_pct=0.3', 'continual.margin=0.15']
+    cli_inproc('train', *as_sets(common + ['data.source=csv', f'data.path={tmp_path}/a/manifest.csv', 'train.epochs=6']),
+               '--run-dir', tmp_path/'run_a', '--quiet', check=True)
+    reg = tmp_path/'registry'
+    cli_inproc('registry', 'register', tmp_path/'run_a', '--name', 'derm', '--no-reference', '--registry', reg, check=True)
+    cli_inproc('registry', 'promote', 'derm', '1', '--registry', reg, check=True)
+    ok = cli_inproc('retrain', '--name', 'derm', '--new-data', good, *as_sets(common + ['train.epochs=3']), '--out', tmp_path/'r1', '--registry', reg, '--quiet')
+    res = json.loads((tmp_path/'r1'/'retrain.json').read_text())
+    assert ok.returncode == 0, (ok.stderr, res['tests'], res['reasons'])
+    assert Registry(reg).get('derm@production')['version'] == 2
+    assert (tmp_path/'r1'/'report.md').exists() and (tmp_path/'r1'/'report.html').exists()
+    bad = cli_inproc('retrain', '--name', 'derm', '--new-data', shuffled, *as_sets(common + ['train.epochs=3']), '--out', tmp_path/'r2', '--registry', reg, '--quiet')
+    res = json.loads((tmp_path/'r2'/'retrain.json').read_text())
+    assert bad.returncode == 6, (bad.stderr, res['tests'])                                          # RETRAIN_REJECTED_EXIT
+    assert Registry(reg).get('derm@production')['version'] == 2 and Registry(reg).get('derm@3')['stage'] == 'rejected'
+    assert res['reasons'] and 'REJECTED' in (tmp_path/'r2'/'report.md').read_text()
+    actions = Registry(reg).history('derm').action.tolist()
+    assert 'retrain-evaluate' in actions and any(a.startswith('reject: ') for a in actions)
+    m = cli_inproc('evaluate', '--model-path', 'derm@2', '--registry', reg, '--out', tmp_path/'matrix', '--n-boot', '200', '--quiet')
+    assert m.returncode == 0, m.stderr
+    summary = json.loads((tmp_path/'matrix'/'continual.json').read_text())
+    assert set(summary['accuracy']) == {'after_0', 'after_1'} and summary['bwt'] is not None and (tmp_path/'matrix'/'accuracy_matrix.png').exists()
