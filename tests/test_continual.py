@@ -71,3 +71,53 @@ def test_retrain_promotes_a_good_candidate_and_rejects_one_trained_on_shuffled_l
     assert m.returncode == 0, m.stderr
     summary = json.loads((tmp_path/'matrix'/'continual.json').read_text())
     assert set(summary['accuracy']) == {'after_0', 'after_1'} and summary['bwt'] is not None and (tmp_path/'matrix'/'accuracy_matrix.png').exists()
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT/'deploy'/'github-actions'/'retrain.yml'
+_keys = lambda *ks: {k: {} for k in ks}
+STEP = {'type': 'object', 'additionalProperties': False, 'oneOf': [{'required': ['run']}, {'required': ['uses']}],
+        'properties': _keys('id', 'name', 'if', 'uses', 'with', 'run', 'env', 'shell', 'continue-on-error', 'timeout-minutes', 'working-directory')}
+JOB = {'type': 'object', 'additionalProperties': False, 'required': ['runs-on', 'steps'],
+       'properties': dict(_keys('name', 'needs', 'if', 'runs-on', 'environment', 'concurrency', 'outputs', 'env', 'defaults', 'timeout-minutes',
+                                'strategy', 'continue-on-error', 'container', 'services', 'permissions'), steps={'type': 'array', 'minItems': 1, 'items': STEP})}
+EVENTS = _keys('schedule', 'workflow_dispatch', 'push', 'pull_request', 'workflow_call', 'repository_dispatch')
+WORKFLOW_SCHEMA = {'type': 'object', 'additionalProperties': False, 'required': ['on', 'jobs'],   # the subset of SchemaStore's github-workflow schema this file uses
+                   'properties': dict(_keys('name', 'run-name', 'env', 'defaults', 'concurrency', 'permissions'),
+                                      on={'type': 'object', 'additionalProperties': False, 'minProperties': 1, 'properties': EVENTS},
+                                      jobs={'type': 'object', 'minProperties': 1, 'additionalProperties': JOB})}
+
+def _workflow(text=None) -> dict:
+    import yaml
+    wf = yaml.safe_load(text or WORKFLOW.read_text())
+    if True in wf: wf['on'] = wf.pop(True)   # YAML 1.1 reads the key `on` as true
+    return wf
+
+def _workflow_errors(wf) -> list[str]:
+    import jsonschema
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in jsonschema.Draft202012Validator(WORKFLOW_SCHEMA).iter_errors(wf)]
+
+def test_the_github_actions_retrain_workflow_is_valid_and_runs_real_commands():
+    "deploy/github-actions/retrain.yml: valid against the workflow schema's structure, each `if` names a real step, each medtrain line parses."
+    import re, shlex
+    from medtrain.cli import build_parser
+    from medtrain.retrain import RETRAIN_REJECTED_EXIT
+    from medtrain.monitor import DRIFT_EXIT_CODE
+    wf = _workflow()
+    assert not _workflow_errors(wf), _workflow_errors(wf)
+    steps = wf['jobs']['retrain']['steps']
+    ids = {s['id'] for s in steps if 'id' in s}
+    for s in steps:
+        assert set(re.findall(r'steps\.([\w-]+)\.', s.get('if', ''))) <= ids, s
+    commands = []
+    for s in steps:
+        for line in s.get('run', '').splitlines():
+            words = shlex.split(line.replace('"${MODEL_NAME}', '"lesions'))
+            if words[:1] == ['medtrain']:
+                args = build_parser().parse_args(words[1:])   # exits (fails the test) on an unknown flag
+                commands.append(words[1])
+                if getattr(args, 'config', None): assert (ROOT/args.config).exists(), args.config
+    assert commands == ['monitor', 'retrain']
+    text = WORKFLOW.read_text()
+    assert f"code == '{DRIFT_EXIT_CODE}'" in text and f'-eq {RETRAIN_REJECTED_EXIT}' in text
+    broken = _workflow(text.replace('      - name: Notify\n', '      - nmae: Notify\n'))   # the check can fail
+    assert any('nmae' in e for e in _workflow_errors(broken))
