@@ -232,6 +232,7 @@ class ServeConfig(_Section):
     docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
     demo: bool = Field(True, description="mount the Gradio demo at /demo")
     demo_cache_s: int = Field(300, ge=10, description="uploads and heat maps of the demo are deleted after this many seconds")
+    feedback_db: Optional[Path] = Field(None, description="SQLite file where /predict records its predictions and POST /feedback the true labels (see `medtrain monitor --feedback`); None = no feedback")
     onnx_cache_dir: Optional[Path] = Field(None, description="where an ONNX export made at start-up is kept (default: the medtrain cache dir/onnx); never the model folder")
 
     @field_validator('allowed_types', mode='before')

@@ -19,6 +19,7 @@ from .bundle import (resolve_model, is_reference, read_meta, load_input, preproc
                              OnnxPredictor, TorchPredictor, BACKENDS, ONNX_FILE)
 from .export import onnx_folder, load_predictor
 from .monitor import DriftMonitor, read_reference
+from .feedback import FeedbackStore, feedback_router
 
 # %% auto #0
 __all__ = ['Limits', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'predict_batch', 'UploadError', 'sniff_type', 'check_upload',
@@ -262,6 +263,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     state = dict(predictor=None, error=None, decodes=None)
     monitor = DriftMonitor(read_reference(model_dir), meta)
     metrics = ServingMetrics(monitor)
+    store = FeedbackStore(limits.feedback_db) if limits.feedback_db else None   # POST /feedback: see the feedback chapter
     n_decodes = limits.max_concurrent_decodes or os.cpu_count() or 2
 
     def load():
@@ -283,6 +285,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     app = FastAPI(title='medtrain', version=medtrain.__version__, lifespan=lifespan, **docs,
                   description=f"Image classifier {meta['arch']} ({', '.join(meta['classes'])}). Upload PNG, JPEG, TIFF or DICOM.")
     app.state.medtrain = dict(state=state, meta=meta, info=info, limits=limits, monitor=monitor, metrics=metrics, model_dir=model_dir)
+    if store is not None: app.include_router(feedback_router(store, meta['classes']))
 
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):
@@ -326,7 +329,9 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
         def work():   # one trip to the thread pool for decode + model: a hop costs ~1 ms under load
             x = decode_upload(data, file.filename, meta, limits)
             t_pre = time.perf_counter() - start
-            return t_pre, *infer(x[None])
+            out, t_inf = infer(x[None])
+            if store is not None: out[0]['prediction_id'] = store.record(out[0]['top_k'][0]['label'], out[0]['top_k'][0]['probability'], model['name'], model['version'])
+            return t_pre, out, t_inf
         t_pre, (res,), t_inf = await decoding(work)
         return dict(filename=file.filename, **res, model=model,
                     latency_ms=dict(preprocess=round(t_pre * 1e3, 2), inference=round(t_inf * 1e3, 2), total=round((time.perf_counter() - start) * 1e3, 2)))

@@ -121,3 +121,30 @@ def test_the_github_actions_retrain_workflow_is_valid_and_runs_real_commands():
     assert f"code == '{DRIFT_EXIT_CODE}'" in text and f'-eq {RETRAIN_REJECTED_EXIT}' in text
     broken = _workflow(text.replace('      - name: Notify\n', '      - nmae: Notify\n'))   # the check can fail
     assert any('nmae' in e for e in _workflow_errors(broken))
+
+def test_feedback_from_predictions_gives_live_accuracy(trained_run, tmp_path, cli_inproc):
+    "POST /feedback with the prediction_id of a /predict answer is stored server-side; `monitor --feedback` reports accuracy from it."
+    import io, time
+    from PIL import Image
+    from fastapi.testclient import TestClient
+    from medtrain.config import ServeConfig
+    from medtrain.serve import create_app
+    db = tmp_path/'feedback.sqlite'
+    meta = json.loads((trained_run/'model'/'model.json').read_text())
+    png = io.BytesIO(); Image.new('RGB', (32, 32), (120, 60, 30)).save(png, 'PNG')
+    with TestClient(create_app(trained_run/'model', backend='torch', demo=False, limits=ServeConfig(feedback_db=db, demo=False))) as client:
+        for _ in range(600):   # the model loads in the background
+            if client.get('/ready').status_code == 200: break
+            time.sleep(0.1)
+        answers = [client.post('/predict', files={'file': ('x.png', png.getvalue())}).json() for _ in range(3)]
+        assert all('prediction_id' in a for a in answers), answers
+        ids = [a['prediction_id'] for a in answers]
+        assert len(set(ids)) == 3
+        truth = [answers[0]['top_k'][0]['label'], answers[1]['top_k'][0]['label'], next(c for c in meta['classes'] if c != answers[2]['top_k'][0]['label'])]
+        for i, label in zip(ids, truth): assert client.post('/feedback', json=dict(prediction_id=i, label=label)).status_code == 200
+        assert client.post('/feedback', json=dict(prediction_id='0' * 32, label=truth[0])).status_code == 404
+        assert client.post('/feedback', json=dict(prediction_id=ids[0], label='not-a-class')).status_code == 422
+    r = cli_inproc('monitor', '--feedback', db, '--out', tmp_path/'live')
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path/'live'/'feedback.json').read_text())
+    assert res['n'] == 3 and abs(res['accuracy'] - 2 / 3) < 1e-9 and (tmp_path/'live'/'feedback.png').exists()
