@@ -44,23 +44,22 @@ def _shuffled(src: Path, dst: Path) -> Path:
 def test_retrain_promotes_a_good_candidate_and_rejects_one_trained_on_shuffled_labels(tmp_path, cli_inproc):
     from medtrain.config import SyntheticConfig
     from medtrain.synthetic import make_synthetic
-    from medtrain.continual import restyle
     from medtrain.registry import Registry
-    syn = SyntheticConfig(n_images=240, n_classes=3, image_size=32, majority=0.35)
-    for name, seed in (('a', 1), ('b_raw', 2), ('c_raw', 3)): make_synthetic(tmp_path/name, syn, seed=seed, progress=False)
-    good, shuffled = restyle(tmp_path/'b_raw', tmp_path/'b'), _shuffled(tmp_path/'c_raw', tmp_path/'c')
-    common = [*FAST, 'data.size=32', 'train.bs=32', 'train.device=cpu', 'data.test_pct=0.3', 'continual.margin=0.15']
-    cli_inproc('train', *as_sets(common + ['data.source=csv', f'data.path={tmp_path}/a/manifest.csv', 'train.epochs=6']),
+    syn = SyntheticConfig(n_images=240, n_classes=2, image_size=32, majority=0.51)
+    for name, seed in (('a', 1), ('b', 2), ('c_raw', 3)): make_synthetic(tmp_path/name, syn, seed=seed, progress=False)
+    good, shuffled = tmp_path/'b'/'manifest.csv', _shuffled(tmp_path/'c_raw', tmp_path/'c')   # next month's cases; cases whose labels mean nothing
+    common = [*FAST, 'data.size=32', 'train.bs=16', 'train.device=cpu', 'data.test_pct=0.3', 'continual.margin=0.1']
+    cli_inproc('train', *as_sets(common + ['data.source=csv', f'data.path={tmp_path}/a/manifest.csv', 'train.epochs=5']),
                '--run-dir', tmp_path/'run_a', '--quiet', check=True)
     reg = tmp_path/'registry'
     cli_inproc('registry', 'register', tmp_path/'run_a', '--name', 'derm', '--no-reference', '--registry', reg, check=True)
     cli_inproc('registry', 'promote', 'derm', '1', '--registry', reg, check=True)
-    ok = cli_inproc('retrain', '--name', 'derm', '--new-data', good, *as_sets(common + ['train.epochs=3']), '--out', tmp_path/'r1', '--registry', reg, '--quiet')
+    ok = cli_inproc('retrain', '--name', 'derm', '--new-data', good, *as_sets(common + ['train.epochs=2', 'train.lr=1e-3']), '--out', tmp_path/'r1', '--registry', reg, '--quiet')
     res = json.loads((tmp_path/'r1'/'retrain.json').read_text())
     assert ok.returncode == 0, (ok.stderr, res['tests'], res['reasons'])
     assert Registry(reg).get('derm@production')['version'] == 2
     assert (tmp_path/'r1'/'report.md').exists() and (tmp_path/'r1'/'report.html').exists()
-    bad = cli_inproc('retrain', '--name', 'derm', '--new-data', shuffled, *as_sets(common + ['train.epochs=3']), '--out', tmp_path/'r2', '--registry', reg, '--quiet')
+    bad = cli_inproc('retrain', '--name', 'derm', '--new-data', shuffled, *as_sets(common + ['train.epochs=2', 'train.lr=1e-3']), '--out', tmp_path/'r2', '--registry', reg, '--quiet')
     res = json.loads((tmp_path/'r2'/'retrain.json').read_text())
     assert bad.returncode == 6, (bad.stderr, res['tests'])                                          # RETRAIN_REJECTED_EXIT
     assert Registry(reg).get('derm@production')['version'] == 2 and Registry(reg).get('derm@3')['stage'] == 'rejected'
