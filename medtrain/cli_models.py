@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 
-from .config import EvalConfig, ConfigError
-from .cli_base import _config_flags, _section_from, _registry_arg, require_extra
+from .config import EvalConfig, ConfigError, load_config
+from .cli_base import _config_flags, _section_from, _registry_arg, _add_config_args, require_extra
+
 
 # %% auto #0
 __all__ = ['add_eval_commands', 'add_model_commands']
@@ -18,12 +19,25 @@ def _evaluate(args):
     from medtrain.evaluate import evaluate
     from medtrain.registry import resolve_model
     cfg = _section_from(args, EvalConfig, 'evaluate')   # the flags are its fields
+    model = resolve_model(args.model_path, args.registry)
+    tests = args.test_data or []
     from medtrain.text import is_text_model
-    if is_text_model(resolve_model(args.model_path)):   # a text model: per-class metrics, confusion matrix, worst errors as text
+    if is_text_model(model):   # a text model: per-class metrics, confusion matrix, worst errors as text
+        if len(tests) > 1: raise ConfigError("--test-data: a text model is evaluated on one test set (default: its run's test split)")
         from medtrain.text_serve import evaluate_text
-        evaluate_text(args.model_path, args.test_data, args.out, cfg=cfg, progress=not args.quiet); return
-    if args.test_data is None: raise ConfigError("--test-data: required for an image model (a folder of class folders, or a CSV with path,label)")
-    evaluate(resolve_model(args.model_path), args.test_data, args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
+        evaluate_text(args.model_path, tests[0] if tests else None, args.out, cfg=cfg, progress=not args.quiet); return
+    tests = args.test_data or []
+    if len(tests) == 1:
+        evaluate(model, tests[0], args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
+        return
+    from medtrain.retrain import evaluate_continual   # several test sets, or none (a continual model's recorded ones): the accuracy matrix
+    evaluate_continual(model, tests, args.out, cfg.n_boot, progress=not args.quiet)
+
+def _retrain(args):
+    cfg = load_config(args.config, args.set)
+    from medtrain.retrain import retrain, RETRAIN_REJECTED_EXIT
+    res = retrain(args.name, args.new_data, cfg, args.registry, args.out, progress=not args.quiet)
+    return 0 if res['promoted'] else RETRAIN_REJECTED_EXIT
 
 def _runs_list(args):
     import pandas as pd
@@ -51,11 +65,11 @@ def add_eval_commands(sub):
     "`medtrain evaluate`, `medtrain runs list|compare` and `medtrain report`."
     e = sub.add_parser('evaluate', help="evaluate a saved model on test data", description="Evaluate a saved model on a folder or CSV of labelled images.")
     e.add_argument('--model-path', required=True, help="a model folder (RUN_DIR/model) or registry reference NAME@production")
-    e.add_argument('--test-data', type=Path, help="folder of class folders, or CSV with path,label; a text model: csv/tsv with its text and label columns (default: its run's test split)")
+    e.add_argument('--test-data', action='append', type=Path, help="folder of class folders, or CSV with path,label; repeat it (or give none for a continual model's recorded test sets) for the accuracy matrix, BWT and FWT; a text model: one csv/tsv with its text and label columns (default: its run's test split)")
     e.add_argument('--out', type=Path, help="output folder (default: next to the model, test/)")
     _config_flags(e, EvalConfig, EvalConfig.model_fields, defaults=True, target_sensitivity='S', positive_class='NAME')   # defaults: medtrain.config.EvalConfig
     e.add_argument('--valid-data', type=Path, help="validation data for --target-sensitivity/--calibrate (default: the run's splits.csv)")
-    e.add_argument('--quiet', '-q', action='store_true')
+    e.add_argument('--quiet', '-q', action='store_true'); _registry_arg(e)
     e.set_defaults(func=_evaluate)
     r = sub.add_parser('runs', help="the runs index: list and compare runs").add_subparsers(dest='runs_command', metavar='RUNS_COMMAND', required=True)
     rl = r.add_parser('list', help="all runs, newest first")
@@ -66,6 +80,16 @@ def add_eval_commands(sub):
     rc.add_argument('--runs-dir', type=Path, default=Path('runs'))
     rc.add_argument('--out', type=Path, help="comparison plot (default: RUNS_DIR/compare.png)")
     rc.set_defaults(func=_runs_compare)
+    t = sub.add_parser('retrain', help="continue NAME@production on new data; promote the candidate only if it forgets nothing (exit 6 when rejected)",
+                       description="Continue NAME@production on new data (continual.method), evaluate candidate and production on every recorded test set "
+                                   "plus the new one, promote if non-inferior (continual.margin) on each old one and not worse on the new one; "
+                                   "else register the candidate as rejected. Exit 0 promoted, 6 rejected.")
+    t.add_argument('--name', required=True, help="registered model name; its production version is continued")
+    t.add_argument('--new-data', required=True, type=Path, help="folder of class folders, or CSV with path,label (its own train/valid/test split is made)")
+    _add_config_args(t, "YAML config for the continued training (continual.*, train.*; data.path comes from --new-data)")
+    t.add_argument('--out', type=Path, help="where the candidate's run and the report go (default: tracking.runs_dir/retrain-NAME-<time>)")
+    t.add_argument('--quiet', '-q', action='store_true'); _registry_arg(t)
+    t.set_defaults(func=_retrain)
     r = sub.add_parser('report', help="execute the evaluation notebook for a run (papermill) into reports/, plus HTML",
                        description="Run nbs/evaluate.ipynb for RUN_DIR with papermill; writes OUT/<run>-evaluate.ipynb and .html.")
     r.add_argument('run_dir', type=Path, metavar='RUN_DIR')

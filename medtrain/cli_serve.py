@@ -51,6 +51,12 @@ def _predict(args):
           + (f" (see {r['errors']})" if r['n_failed'] else '') + f", {r['seconds']}s")
 
 def _monitor(args):
+    if args.feedback is not None:   # live performance from the serving app's feedback store (see the feedback chapter)
+        from medtrain.feedback import feedback_report
+        r = feedback_report(args.feedback, args.out, args.freq)
+        for p in r['periods']: print(f"{p['period']}: {p['n']} reported, accuracy {p['accuracy']:.3f}")
+        print(f"overall: {r['n']} reported" + (f", accuracy {r['accuracy']:.3f}" if r['n'] else '') + f"; report: {args.out}/feedback.png"); return
+    if args.model is None or args.input is None: raise ConfigError("monitor: give --model and --input (drift), or --feedback DB (live accuracy)")
     from medtrain.monitor import monitor, P_VALUES, DRIFT_EXIT_CODE
     r = monitor(args.model, args.input, args.out, args.registry, args.backend, args.n, progress=not args.quiet)
     for k, v in r['scores'].items():
@@ -75,7 +81,7 @@ def add_serve_commands(sub):
     from medtrain.config import ServeConfig
     _config_flags(v, ServeConfig, ('max_upload_bytes', 'max_batch_bytes', 'max_batch_files', 'max_pixels', ('allowed_types', str),
                                    'max_concurrent_decodes', 'limit_concurrency', 'timeout_keep_alive_s', 'header_timeout_s',
-                                   'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir',
+                                   'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir', 'feedback_db',
                                    'max_batch', 'max_wait_ms', 'onnx_threads', 'reload_interval_s', 'workers'))
     v.add_argument('--cors-origins', help="comma-separated origins allowed by CORS (default: none)")
     v.add_argument('--no-docs', action='store_true', help="do not serve /docs, /redoc, /openapi.json")
@@ -96,8 +102,10 @@ def add_serve_commands(sub):
                                    f"(each score with a KS or chi-squared test; at least {MIN_WINDOW} images).",
                        epilog=f"exit status: 0 no drift (stable or watch), {DRIFT_EXIT_CODE} drift found (a scheduler can act on it), "
                               "1 no drift reference stored with the model, 2 bad arguments or unknown model, 3 unreadable or too few images")
-    m.add_argument('--model', '--model-path', required=True, help="a registered model, e.g. NAME@production")
-    m.add_argument('--input', required=True, type=Path, help="folder, CSV or shards of recent images")
+    m.add_argument('--model', '--model-path', help="a registered model, e.g. NAME@production")
+    m.add_argument('--input', type=Path, help="folder, CSV or shards of recent images")
     m.add_argument('--out', type=Path, default=Path('drift'), help="where drift.json, drift.png and report.html go")
     m.add_argument('--n', type=int, default=512, help="at most this many images"); m.add_argument('--backend', default='onnx', choices=BACKENDS.names())
+    m.add_argument('--feedback', type=Path, metavar='DB', help="instead of drift: live accuracy and sensitivity per period from a feedback store (serve --feedback-db)")
+    m.add_argument('--freq', default='D', help="--feedback: period, a pandas frequency (D day, W week; default D)")
     m.add_argument('--quiet', '-q', action='store_true'); registry_arg(m); m.set_defaults(func=_monitor)

@@ -41,6 +41,15 @@ def _train(args):
         print(f"run dir: {res.run_dir.path}"); return
     from medtrain.train import train
     from medtrain.distributed import is_main_process
+    continue_from = getattr(args, 'continue_from', None) or (cfg.continual.continue_from if cfg is not None else None)
+    if continue_from is not None:   # continual learning: see the continual chapter
+        if args.resume: raise ConfigError("--resume continues an interrupted run; --continue-from starts a new one from a model: choose one")
+        from medtrain.continual import train_continual, method_names
+        from medtrain.registry import resolve_model
+        method_names(cfg.continual.method)
+        res = train_continual(cfg, continue_from, run_dir, resolve=lambda ref: resolve_model(ref, args.registry),
+                              progress=False if args.quiet else None, overwrite=args.overwrite)
+        print(f"run dir: {res.run_dir.path}"); return
     res = train(cfg, run_dir, progress=False if args.quiet else None, resume=bool(args.resume), overwrite=args.overwrite)   # --quiet is display only: not saved in the run's config
     if is_main_process(): print(f"run dir: {res.run_dir.path}")   # once, from rank 0
 
@@ -56,6 +65,8 @@ def add_train_commands(sub):
     t.add_argument('--run-dir', type=Path, help="where to write the run (default: tracking.runs_dir/<time>-<arch>)")
     t.add_argument('--resume', type=Path, metavar='RUN_DIR', help="continue an interrupted run from its last checkpoint")
     t.add_argument('--overwrite', action='store_true', help="--run-dir holds an earlier run: start over there (removes only the files a run writes)")
+    t.add_argument('--continue-from', metavar='MODEL', help="continual learning: start from this model (folder, run dir or NAME@production) and keep what it knew (continual.method, default replay)")
+    t.add_argument('--registry', type=Path, help="registry folder for --continue-from NAME@STAGE (default: $MEDTRAIN_REGISTRY or ./registry)")
     t.add_argument('--num-processes', type=int, default=1, metavar='N', help="data-parallel training in N processes (torchrun; GPUs or CPU cores)")
     t.add_argument('--quiet', '-q', action='store_true', help="no progress bars")
     t.set_defaults(func=_train)

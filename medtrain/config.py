@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'TaskConfig',
            'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig',
-           'TrackingConfig', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides',
-           'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter', 'import_object']
+           'TrackingConfig', 'ContinualConfig', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set',
+           'env_overrides', 'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter',
+           'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -226,6 +227,18 @@ class TrackingConfig(_Section):
     def _yaml_bool(cls, v):   # YAML 1.1 reads an unquoted on/off as true/false
         return ('offline' if v else 'off') if isinstance(v, bool) else v
 
+class ContinualConfig(_Section):
+    "Continual learning (`medtrain train --continue-from`, `medtrain retrain`): how a model learns new data without forgetting the old."
+    continue_from: Optional[str] = Field(None, description="model folder, run dir or NAME@stage to continue from (`--continue-from`); None = a first experience")
+    method: str = Field('replay', description="a name in `continual.METHODS` (replay, lwf, ewc, none = plain fine-tuning, or one you register); combine with +, e.g. replay+lwf")
+    memory: int = Field(200, ge=0, description="images kept in the model folder for replay (class-balanced over every experience); 0 = none")
+    replay_fraction: float = Field(0.3, gt=0, lt=1, description="share of every training batch drawn from the replay memory")
+    lwf_weight: float = Field(1.0, ge=0, description="lwf: weight of the distillation loss towards the old model's predictions")
+    lwf_temperature: float = Field(2.0, gt=0, description="lwf: softmax temperature of the distillation")
+    ewc_weight: float = Field(1000.0, ge=0, description="ewc: strength of the pull towards the old weights (times their Fisher information)")
+    fisher_samples: int = Field(128, ge=1, description="ewc: examples of the replay memory the Fisher information is estimated on")
+    margin: float = Field(0.05, ge=0, lt=1, description="retrain: the candidate may be at most this much less accurate on an old test set (lower bound of the paired bootstrap CI)")
+
 class Config(_Section):
     "A whole medtrain run: data, model, training, augmentation, tracking."
     data: DataConfig = DataConfig()
@@ -233,6 +246,7 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     augment: AugmentConfig = AugmentConfig()
     tracking: TrackingConfig = TrackingConfig()
+    continual: ContinualConfig = ContinualConfig()
 
     @model_validator(mode='after')
     def _check_monitor(self):
@@ -288,6 +302,7 @@ class ServeConfig(_Section):
     docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
     demo: bool = Field(True, description="mount the Gradio demo at /demo")
     demo_cache_s: int = Field(300, ge=10, description="uploads and heat maps of the demo are deleted after this many seconds")
+    feedback_db: Optional[Path] = Field(None, description="SQLite file where /predict records its predictions and POST /feedback the true labels (see `medtrain monitor --feedback`); None = no feedback")
     onnx_cache_dir: Optional[Path] = Field(None, description="where an ONNX export made at start-up is kept (default: the medtrain cache dir/onnx); never the model folder")
     max_batch: int = Field(16, ge=1, description="micro-batching: single-image requests run through the model together, up to this many; 1 = each request alone")
     max_wait_ms: float = Field(5, ge=0, le=1000, description="micro-batching: how long a batch waits for requests that are still being decoded (never when none is)")

@@ -18,7 +18,7 @@ __all__ = ['SIDECAR', 'WEIGHTS', 'STAGES', 'EXCLUSIVE', 'INDEX', 'ENV_REGISTRY',
            'default_registry', 'Registry', 'is_reference', 'resolve_model']
 
 # %% ../nbs/09_registry.ipynb #c79257d3
-STAGES = ('experimental', 'staging', 'production', 'archived')
+STAGES = ('experimental', 'staging', 'production', 'archived', 'rejected')   # rejected: a retrain candidate that failed its gate
 EXCLUSIVE = ('staging', 'production')   # stages at most one version holds
 INDEX, ENV_REGISTRY = 'registry.sqlite', 'MEDTRAIN_REGISTRY'
 
@@ -154,6 +154,8 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
         listed = [f for f in meta.get('files', {}) if f == Path(f).name and f not in ('.', '..')]   # e.g. a text model's tokenizer; names only, never a path
         for f in (WEIGHTS, SIDECAR, 'model.onnx', 'model.torchscript.pt', *listed):   # exports recorded in the sidecar travel with it
             if (src/f).exists(): shutil.copy2(src/f, incoming/'model'/f)
+        if (src/'continual').is_dir() and not (src/'continual').is_symlink():   # a continual model's memory, Fisher and test sets
+            shutil.copytree(src/'continual', incoming/'model'/'continual', symlinks=True)
         if reference:
             for hook in self.on_register: hook(incoming/'model', run_dir)
         with self._con() as con:

@@ -20,6 +20,8 @@ from .bundle import (resolve_model, is_reference, read_meta, load_input, preproc
 from .export import onnx_folder, load_predictor
 from .monitor import DriftMonitor, read_reference
 from .batching import MicroBatcher
+from .feedback import FeedbackStore, feedback_router
+
 
 # %% auto #0
 __all__ = ['Limits', 'MULTIPROC_ENV', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'WORKER_SETTINGS_ENV', 'predict_batch', 'UploadError',
@@ -310,6 +312,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     first = ServedModel(resolve_model(model_ref, registry), registry_row, backend, limits, metrics, top_k)
     metrics.monitor = first.monitor
     state = dict(current=None, error=None, decodes=None, first=first)
+    store = FeedbackStore(limits.feedback_db) if limits.feedback_db else None   # POST /feedback: see the feedback chapter
     n_decodes = limits.max_concurrent_decodes or os.cpu_count() or 2
     stop = threading.Event()
 
@@ -355,6 +358,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     # what later chapters and routers read: the version answering now (`current()`), the shared metrics, the limits
     app.state.medtrain = dict(state=state, current=current, limits=limits, metrics=metrics, top_k=top_k,
                               meta=meta, monitor=first.monitor, model_dir=first.model_dir)
+    if store is not None: app.include_router(feedback_router(store, meta['classes']))
 
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):
@@ -396,6 +400,8 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
         t_pre = []
         future = await decoding(slot.batcher.prepare_and_submit, prepare)
         res, t_inf, n = await asyncio.wrap_future(future)
+        if store is not None:   # feedback: the answer carries an id a client can report the true label against
+            res = dict(res, prediction_id=await anyio.to_thread.run_sync(store.record, res['top_k'][0]['label'], res['top_k'][0]['probability'], slot.model['name'], slot.model['version']))
         return dict(filename=filename, **res, model=slot.model,
                     latency_ms=dict(preprocess=round(t_pre[0] * 1e3, 2), inference=round(t_inf * 1e3, 2), total=round((time.perf_counter() - start) * 1e3, 2)),
                     batch_size=n)

@@ -91,7 +91,7 @@ def test_evaluate_flags_follow_evalconfig(monkeypatch, capsys):
     with pytest.raises(SystemExit): C.build_parser().parse_args(['evaluate', '--help'])
     assert '(default 7)' in capsys.readouterr().out
     seen = {}
-    monkeypatch.setattr(R, 'resolve_model', lambda m: m)
+    monkeypatch.setattr(R, 'resolve_model', lambda m, registry=None: m)
     monkeypatch.setattr(E, 'evaluate', lambda *a, cfg=None, **kw: seen.update(cfg=cfg))
     assert C.main(['evaluate', '--model-path', 'm', '--test-data', 't', '--no-tta', '--ci-level', '0.9']) in (0, None)
     assert (seen['cfg'].n_boot, seen['cfg'].tta, seen['cfg'].ci_level) == (7, False, 0.9)

@@ -13,7 +13,7 @@ K8S_VERSIONS = ('1.30', '1.37')   # the oldest Kubernetes the manifests support 
 CRD_SCHEMAS = {('kubeflow.org/v1', 'PyTorchJob'): 'pytorchjob-kubeflow-v1.json',
                ('monitoring.coreos.com/v1', 'ServiceMonitor'): 'servicemonitor-monitoring-v1.json'}
 USER_SECRETS = {'medtrain-api-key', 'medtrain-postgres'}   # created with `kubectl create secret`, never committed
-WORKLOADS = ('Deployment', 'StatefulSet', 'Job', 'PyTorchJob')
+WORKLOADS = ('Deployment', 'StatefulSet', 'Job', 'PyTorchJob', 'CronJob')
 
 def kustomize_cmd() -> list[str]:
     "The pinned kubectl in this environment's bin (make kubectl), else a kustomize or kubectl on PATH; never a skip."
@@ -45,6 +45,7 @@ def one(objs, kind, name):
 
 def pod_templates(obj) -> list[dict]:
     if obj['kind'] == 'PyTorchJob': return [r['template'] for r in obj['spec']['pytorchReplicaSpecs'].values()]
+    if obj['kind'] == 'CronJob': return [obj['spec']['jobTemplate']['spec']['template']]
     return [obj['spec']['template']]
 
 def containers(obj, init=True):
@@ -295,3 +296,18 @@ def test_guides_use_real_medtrain_command_lines(nb):
         with contextlib.redirect_stderr(err):
             try: build_parser().parse_args(argv)
             except SystemExit: pytest.fail(f"{nb.name}: `medtrain {shlex.join(argv)}` does not parse: {err.getvalue()}")
+
+def test_the_retrain_cronjob_runs_monitor_then_retrain_on_the_shared_registry(built):
+    "deploy/k8s/base/retrain-cronjob.yaml: drift report, then `medtrain retrain` of the served model; never two at once; a rejection (exit 6) is not a failed job."
+    from medtrain.retrain import RETRAIN_REJECTED_EXIT
+    from medtrain.monitor import DRIFT_EXIT_CODE
+    for overlay, objs in built.items():
+        cron = one(objs, 'CronJob', 'medtrain-retrain')
+        assert cron['spec']['concurrencyPolicy'] == 'Forbid' and cron['spec']['jobTemplate']['spec']['backoffLimit'] == 0
+        c = next(containers(cron))
+        lines = command_lines(c, objs)
+        assert [l[0] for l in lines] == ['monitor', 'retrain'], lines
+        assert lines[0][lines[0].index('--model') + 1] == f"{lines[1][lines[1].index('--name') + 1]}@production"
+        assert _env(c, objs)['MEDTRAIN_REGISTRY'].startswith('/shared/')
+        script = c['command'][2]
+        assert f'-eq {RETRAIN_REJECTED_EXIT} ]' in script and f'-ne {DRIFT_EXIT_CODE} ]' in script
