@@ -37,3 +37,20 @@ def test_no_flags_resolves_every_auto_and_repeats(tmp_path, capsys):
         (tmp_path/'a'/'model'/'model.json').write_text(json.dumps(dict(meta, tta=used)))
         m = evaluate(tmp_path/'a'/'model', tmp_path/'a'/'test.csv', tmp_path/f'eval{used}', progress=False, cfg=EvalConfig(n_boot=20))
         assert ('tta' in m) == used
+
+def test_startup_reuses_scan_verdicts_without_the_image_cache(tmp_path, monkeypatch):
+    "With `data.cache=off` too, a second start on unchanged files opens none of them (verdicts and hashes cached); a changed file is scanned again."
+    import medtrain.scan
+    from medtrain.prepare import prepare_data
+    cfg = _cfg(tmp_path, 'data.cache=off', 'data.synthetic.n_images=60')
+    first = prepare_data(cfg.data, progress=False)
+    opened = []
+    real = medtrain.scan.check_file
+    monkeypatch.setattr(medtrain.scan, 'check_file', lambda p, *a, **k: opened.append(str(p)) or real(p, *a, **k))
+    again = prepare_data(cfg.data, progress=False)
+    assert opened == [] and again.version == first.version
+    changed = first.table.path.iloc[0]
+    from PIL import Image
+    Image.new('L', (32, 32), 7).save(changed)
+    third = prepare_data(cfg.data, progress=False)
+    assert opened == [changed] and third.version != first.version
