@@ -38,13 +38,13 @@ def main(argv=None):
     ap.add_argument('--noise', type=float, default=0.2); ap.add_argument('--majority', type=float, default=0.67)
     ap.add_argument('--arch', default='medcnn_small'); ap.add_argument('--size', type=int, default=32)
     ap.add_argument('--seeds', type=int, default=2)
-    ap.add_argument('--rows', nargs='*', default=None, help='row names (prefixes) to run; default all')
+    ap.add_argument('--rows', nargs='*', default=None, help='row names to run (exact); default all')
     ap.add_argument('--work-dir', default=None); ap.add_argument('--results', action='store_true'); ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     work = Path(a.work_dir or tempfile.mkdtemp(prefix='recipes-'))
     base = [f'data.path={work}/data', f'data.synthetic.n_images={a.n}', f'data.synthetic.image_size={a.size}', f'data.size={a.size}',
             f'data.synthetic.noise={a.noise}', f'data.synthetic.majority={a.majority}', f'model.arch={a.arch}', 'train.device=cpu']
-    rows = {k: v for k, v in ROWS.items() if a.rows is None or any(k.startswith(r) for r in a.rows)}
+    rows = {k: v for k, v in ROWS.items() if a.rows is None or k in a.rows}
     if a.size != 32: rows.pop('quick + 2× epochs + progressive 16→32', None)
     table = []
     for name, extra in rows.items():

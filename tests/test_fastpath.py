@@ -10,7 +10,7 @@ from medtrain.cache import CachedImageDL
 from conftest import load_tiny
 
 def _cfg(tmp_path, *extra):
-    return load_tiny(tmp_path, 'data.synthetic.n_images=200', 'model.arch=medcnn_small', 'train.precision=fp32', *extra)   # the same arithmetic in both runs
+    return load_tiny(tmp_path, 'data.synthetic.n_images=200', 'model.arch=medcnn_small', 'train.precision=fp32', 'data.imbalance=none', *extra)   # the same arithmetic as before the auto defaults
 
 def test_cache_same_metrics_and_reuse(tmp_path, monkeypatch):
     plain = train(_cfg(tmp_path, 'data.cache=off', 'train.channels_last=false'), tmp_path/'plain', progress=False)   # fastai's own pipeline
