@@ -25,9 +25,9 @@ from .config import ConfigError, DataError, progress_iter
 from .data import open_image, detect_n_in, norm_stats, file_stamp, build_dls
 
 # %% auto #0
-__all__ = ['RESIZE_POLICIES', 'CACHE_FORMAT', 'decode_resized', 'cache_key', 'default_cache_dir', 'ImageCache', 'CachedImages',
-           'CachedImageDL', 'batch_tfms', 'build_cached_dls', 'FileBytes', 'FileBytesDL', 'build_gpu_decode_dls',
-           'build_input']
+__all__ = ['RESIZE_POLICIES', 'CACHE_FORMAT', 'SMALL_SET', 'decode_resized', 'cache_key', 'default_cache_dir', 'ImageCache',
+           'CachedImages', 'CachedImageDL', 'batch_tfms', 'build_cached_dls', 'FileBytes', 'FileBytesDL',
+           'build_gpu_decode_dls', 'resolve_cache', 'build_input']
 
 # %% ../nbs/01b_cache.ipynb #8adcf20e
 RESIZE_POLICIES = ('squish',)
@@ -236,16 +236,43 @@ def build_gpu_decode_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_i
                                    num_workers=0, device=device, after_batch=batch_tfms(n_in, augment if split == 'train' else None)))
     return DataLoaders(*loaders, device=device)
 
+# %% ../nbs/01b_cache.ipynb #c03402d6
+SMALL_SET = 2000   # images: decoding them into memory takes about a second, and leaves no file behind
+
+def _free_ram_bytes() -> int:
+    try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): return 0
+
+def _free_disk_bytes(folder: Path) -> int:
+    import shutil
+    for p in (folder, *folder.parents):   # the cache folder may not exist yet: its nearest existing parent's disk
+        if p.exists(): return shutil.disk_usage(p).free
+    return 0
+
+def resolve_cache(cache: str, paths, size: int, n_in: int, cache_dir=None) -> tuple[str, str]:
+    "`(mode, why)` for `data.cache` (`auto` decided from the files `paths` decoded at `size`×`size`×`n_in`; anything else kept)."
+    if cache != 'auto': return cache, 'set in the config'
+    paths = [str(p) for p in paths]
+    if any('://' in p or '::' in p for p in paths): return 'off', 'remote or sharded files: streamed'
+    nbytes = len(paths) * size * size * n_in
+    mb = f"{nbytes / 2**20:,.0f} MB" if nbytes >= 2**20 else f"{nbytes / 2**10:,.0f} KB"
+    if len(paths) <= SMALL_SET: return 'memory', f"{len(paths)} images ({mb} decoded): a small set"
+    folder = default_cache_dir(cache_dir)
+    if nbytes <= _free_disk_bytes(folder) / 2: return 'disk', f"{len(paths)} local images ({mb} decoded) fit {folder}"
+    if nbytes <= _free_ram_bytes() / 4: return 'memory', f"{len(paths)} images ({mb} decoded) do not fit {folder}, fit in memory"
+    return 'off', f"{len(paths)} images ({mb} decoded) fit neither the cache folder nor memory"
+
 # %% ../nbs/01b_cache.ipynb #7f7deb23
 def build_input(cfg, df: pd.DataFrame, classes, n_in: int, device, progress: bool = True) -> DataLoaders:
-    "The train/valid DataLoaders `cfg` asks for: cached (`data.cache`), GPU-decoded (`data.gpu_decode`) or fastai's plain ones."
+    "The train/valid DataLoaders `cfg` asks for: cached (`data.cache`, `auto` resolved by `resolve_cache`), GPU-decoded (`data.gpu_decode`) or fastai's plain ones."
     d, t = cfg.data, cfg.train
     device = torch.device(device)
-    if d.cache != 'off':
+    cache = resolve_cache(d.cache, df.path[df.split.isin(['train', 'valid'])], d.size, n_in, d.cache_dir)[0]
+    if cache != 'off':
         # on a GPU, workers gather and pin the next batches while the current step runs (fastai syncs every step);
         # a gather is deterministic, so this costs no reproducibility. On a CPU they would only compete with the model.
         workers = t.num_workers or (min(8, os.cpu_count() or 1) if device.type == 'cuda' else 0)
-        return build_cached_dls(df, d.size, t.bs, classes, n_in, cfg.augment, device, workers, d.cache, d.cache_dir,
+        return build_cached_dls(df, d.size, t.bs, classes, n_in, cfg.augment, device, workers, cache, d.cache_dir,
                                 progress=progress, window=d.dicom_window, frame=d.dicom_frame, oversample=d.imbalance == 'oversample')
     if d.gpu_decode:
         if device.type != 'cuda': raise ConfigError("data.gpu_decode: needs a CUDA device (train.device); use data.cache on the CPU")

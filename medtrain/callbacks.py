@@ -118,8 +118,8 @@ class CPUAutocast(Callback):
         if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None)
 
 def precision_callbacks(precision: str, device) -> list:
-    "Callbacks implementing `train.precision` on `device`."
-    if precision == 'fp32': return []
+    "Callbacks implementing `train.precision` on `device` (`auto` not yet measured, as in `lr_find` on a bare config: fp32)."
+    if precision in ('fp32', 'auto'): return []
     if torch.device(device).type == 'cuda': return [MixedPrecision(amp_mode=precision)]
     if precision == 'bf16': return [CPUAutocast(torch.bfloat16)]
     raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
@@ -144,8 +144,8 @@ class CompileModel(Callback):
             if isinstance(m, torch.nn.Module): m._compiled_call_impl = None
 
 def fast_path_callbacks(train_cfg) -> list:
-    "Callbacks for `train.channels_last` and `train.compile`."
-    return ([ChannelsLast()] if train_cfg.channels_last else []) + ([CompileModel()] if train_cfg.compile else [])
+    "Callbacks for `train.channels_last` (`auto` not yet measured: off) and `train.compile`."
+    return ([ChannelsLast()] if train_cfg.channels_last is True else []) + ([CompileModel()] if train_cfg.compile else [])
 
 # %% ../nbs/05_callbacks.ipynb #1106b1c8
 class SaveBestModel(SaveModelCallback):

@@ -22,7 +22,7 @@ def _config_flags(p, section, fields, defaults=False, **metavars):
         f = section.model_fields[name]
         typ = typ or next(a for a in (f.annotation, *getattr(f.annotation, '__args__', ())) if a is not type(None) and isinstance(a, type))
         flag, default = '--' + name.replace('_', '-'), f.default if defaults else None
-        if typ is bool: p.add_argument(flag, action='store_true' if not f.default else argparse.BooleanOptionalAction, default=default, help=f.description)
+        if typ is bool: p.add_argument(flag, action='store_true' if f.default is False else argparse.BooleanOptionalAction, default=default, help=f.description)
         else: p.add_argument(flag, type=typ, default=default, metavar=metavars.get(name), help=f"{f.description} (default {f.default})")
 
 def _section_from(args, section, what):

@@ -58,7 +58,7 @@ def _report(args):
     require_extra('ipykernel')      # papermill runs the notebook on the python3 kernel; without ipykernel it has none
     from medtrain.evaluate import run_report
     res = run_report(args.run_dir, args.out, args.notebook, html=not args.no_html, show_code=args.show_code, progress=not args.quiet,
-                     target_sensitivity=args.target_sensitivity, positive_class=args.positive_class, tta=args.tta or None)
+                     target_sensitivity=args.target_sensitivity, positive_class=args.positive_class, tta=args.tta)
     for k, v in res.items(): print(f"{k}: {v}")
 
 def add_eval_commands(sub):

@@ -90,7 +90,7 @@ def _tune(args):
     import pandas as pd
     from medtrain.tune import tune
     study = tune(cfg, args.space, args.trials, args.search, args.out, args.storage, args.study_name, args.metric,
-                 args.grid_points, args.seed, progress=False if args.quiet else None)
+                 args.grid_points, args.seed, progress=False if args.quiet else None, preset=args.preset)
     out = Path(study.best_trial.user_attrs['run_dir']).parents[1]
     df = study.trials_dataframe()
     cols = ['number', 'state', 'value'] + [c for c in df.columns if c.startswith('params_')]
@@ -111,7 +111,8 @@ def add_experiment_commands(sub):
     t = sub.add_parser('tune', help="hyperparameter search with Optuna (never looks at the test split)",
                        description="Optuna study over a YAML search space; each trial is a tracked run; writes OUT/best.yaml.")
     _add_config_args(t, "YAML config (the base of every trial)")
-    t.add_argument('--space', required=True, type=Path, help="YAML search space: dotted.key: [choices] or {low, high, log}")
+    t.add_argument('--space', type=Path, help="YAML search space: dotted.key: [choices] or {low, high, log}")
+    t.add_argument('--preset', nargs='?', const='standard', help="a built-in search space (`medtrain.tune.TUNE_PRESETS`; bare --preset: standard = lr, wd, mixup, epochs, arch); --space overrides its keys")
     t.add_argument('--search', choices=['grid', 'random', 'tpe'], default='tpe', help="sampler (default tpe)")
     t.add_argument('--trials', type=int, default=20, help="number of trials in this call (default 20)")
     t.add_argument('--metric', default='macro_f1', help="validation metric to optimise: macro_f1, balanced_accuracy, accuracy, valid_loss")

@@ -12,11 +12,11 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'TaskConfig',
-           'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig',
-           'TrackingConfig', 'ContinualConfig', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set',
-           'env_overrides', 'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter',
-           'import_object']
+__all__ = ['MAX_PIXELS', 'RECIPES', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig',
+           'TaskConfig', 'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig',
+           'AugmentConfig', 'TrackingConfig', 'ContinualConfig', 'quick_recipe', 'strong_recipe', 'Config',
+           'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
+           'seed_everything', 'get_device', 'progress_iter', 'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -102,7 +102,7 @@ class DataConfig(_Section):
     bad_files: Literal['skip', 'fail'] = Field('skip', description="unreadable/corrupt images found by the scan: skip them (report saved) or stop")
     duplicates: Literal['drop', 'fail'] = Field('drop', description="exact copies of an image in a later split (valid/test): drop the copies (listed in duplicates.csv) or stop")
     max_pixels: int = Field(MAX_PIXELS, ge=1, description="decompression-bomb guard: larger images are reported as bad")
-    imbalance: Literal['none', 'weighted_loss', 'oversample'] = Field('none', description="class weights in the loss, or a weighted sampler")
+    imbalance: Literal['auto', 'none', 'weighted_loss', 'oversample'] = Field('auto', description="class weights in the loss, or a weighted sampler; auto = weighted_loss when the largest/smallest train class ratio exceeds 3, else none")
     dicom_window: Optional[tuple[float, float]] = Field(None, description="DICOM (center, width); None = the file's own window")
     dicom_frame: int = Field(0, description="frame of multi-frame DICOM files")
     tasks: Optional[list[TaskConfig]] = Field(None, description="several targets at once (csv source): one entry per task; None = one multiclass task from the `label` column")
@@ -123,7 +123,7 @@ class DataConfig(_Section):
     @field_validator('path', mode='after')
     @classmethod
     def _local_as_path(cls, v): return v if isinstance(v, str) and '://' in v and not v.startswith('file://') else Path(str(v).removeprefix('file://'))
-    cache: Literal['off', 'memory', 'disk'] = Field('off', description="decode-once image cache: off, memory (this run), disk (memory-mapped, reused by later runs, with the bad-file scan's verdicts)")
+    cache: Literal['auto', 'off', 'memory', 'disk'] = Field('auto', description="decode-once image cache: off, memory (this run), disk (memory-mapped, reused by later runs); auto = memory for small sets, disk for local files that fit the cache folder, off for remote sources")
     cache_dir: Path | None = Field(None, description="where data.cache=disk keeps its arrays; None = $MEDTRAIN_CACHE_DIR or ~/.cache/medtrain")
     gpu_decode: bool = Field(False, description="decode JPEG files on the GPU (nvJPEG) when data.cache is off and the device is CUDA")
 
@@ -175,7 +175,8 @@ class TrainConfig(_Section):
     bs: int = Field(64, ge=1)
     seed: int = 42
     device: Literal['auto', 'cpu', 'cuda'] = 'auto'
-    precision: Literal['fp32', 'fp16', 'bf16'] = 'fp32'
+    precision: Literal['auto', 'fp32', 'fp16', 'bf16'] = Field('auto', description="fp32, fp16 (CUDA), bf16; auto = the fastest of them in a few timed steps of this model at this size and batch (cached per machine)")
+    recipe: str = Field('quick', description="a preset in `config.RECIPES` filling the keys you did not set: quick (the plain defaults) or strong (longer schedule, MixUp, EMA, label smoothing, progressive resizing)")
     opt: str = Field('adamw', description="optimizer, a name in `callbacks.OPTIMIZERS` (adam, adamw = decoupled weight decay, sgd, or one you register)")
     wd: float = Field(0.01, ge=0, description="weight decay")
     schedule: str = Field('one_cycle', description="learning-rate schedule, a name in `callbacks.SCHEDULES` (one_cycle, flat_cos, cosine, step, plateau, constant, or one you register)")
@@ -190,7 +191,7 @@ class TrainConfig(_Section):
     checkpoint_every: int | None = Field(None, ge=1, description="also checkpoint every N training batches (resume mid-epoch)")
     callbacks: list[str] = Field(default_factory=list, description="extra fastai callbacks as package.module:Class")
     num_workers: int = Field(0, ge=0, description="DataLoader workers (0 = in process, fully deterministic)")
-    channels_last: bool = Field(False, description="channels-last memory format for the model and its inputs")
+    channels_last: Union[Literal['auto'], bool] = Field('auto', description="channels-last memory format for the model and its inputs; auto = measured with train.precision")
     compile: bool = Field(False, description="torch.compile the model (slow first steps; faster later ones on a GPU)")
     progress: bool = Field(True, description="show progress bars")
     task_weighting: Literal['fixed', 'uncertainty'] = Field('fixed', description="several tasks (data.tasks): fixed per-task weights, or learned ones (uncertainty, Kendall et al. 2018)")
@@ -238,6 +239,26 @@ class ContinualConfig(_Section):
     ewc_weight: float = Field(1000.0, ge=0, description="ewc: strength of the pull towards the old weights (times their Fisher information)")
     fisher_samples: int = Field(128, ge=1, description="ewc: examples of the replay memory the Fisher information is estimated on")
     margin: float = Field(0.05, ge=0, lt=1, description="retrain: the candidate may be at most this much less accurate on an old test set (lower bound of the paired bootstrap CI)")
+RECIPES = Choices('recipe', 'train.recipe')
+
+@RECIPES.register('quick')
+def quick_recipe(raw: dict) -> dict:
+    "The plain defaults: a short schedule, no regularisation beyond augmentation."
+    return {}
+
+@RECIPES.register('strong')
+def strong_recipe(raw: dict) -> dict:
+    "Twice the epochs, MixUp, EMA of the weights, label smoothing, and the first third of the epochs at half the size."
+    size = raw.get('data', {}).get('size', DataConfig.model_fields['size'].default)
+    epochs = raw.get('train', {}).get('epochs', 2 * TrainConfig.model_fields['epochs'].default)
+    out = {'train.epochs': epochs, 'train.label_smoothing': 0.1, 'train.ema': 0.99, 'augment.mixup': 0.2}
+    if epochs >= 3 and size >= 16: out['augment.progressive'] = {'sizes': [max(8, size // 2), size], 'epochs': [epochs // 3, epochs - epochs // 3]}
+    return out
+
+def _raw(section) -> dict:
+    "A section given as a dict or as a model, as the dict of the keys that were set."
+    if isinstance(section, BaseModel): return section.model_dump(exclude_unset=True)
+    return dict(section) if isinstance(section, dict) else {}
 
 class Config(_Section):
     "A whole medtrain run: data, model, training, augmentation, tracking."
@@ -273,6 +294,21 @@ class Config(_Section):
                 if getattr(self.augment, k): raise ValueError(f"@augment.{k}: an image augmentation; data.modality is text")
             if self.data.imbalance == 'oversample': raise ValueError("@data.imbalance: oversample is not available for text yet; use weighted_loss")
         return self
+
+    @model_validator(mode='before')
+    @classmethod
+    def _apply_recipe(cls, data):
+        "`train.recipe`: the preset's values for every key the config does not set (so they show in the resolved config)."
+        if not isinstance(data, dict): return data
+        name = _raw(data.get('train')).get('recipe', 'quick')
+        if not isinstance(name, str): return data   # the schema names the wrong type
+        preset = RECIPES.get(name)({'data': {}, 'train': {}, **{k: _raw(v) for k, v in data.items() if k in ('data', 'train')}})
+        if not preset: return data
+        data = {k: (_raw(v) if isinstance(v, (dict, BaseModel)) else v) for k, v in data.items()}
+        for key, value in preset.items():
+            section, field = key.split('.')
+            data.setdefault(section, {}).setdefault(field, value)
+        return data
 
     @model_validator(mode='after')
     def _check_progressive(self):
@@ -324,7 +360,7 @@ class EvalConfig(_Section):
     bs: int = Field(64, ge=1, description="batch size")
     n_boot: int = Field(1000, ge=1, description="bootstrap resamples of the test set for the confidence intervals")
     ci_level: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
-    tta: bool = Field(False, description="test-time augmentation: average over the image and its flips")
+    tta: Optional[bool] = Field(None, description="test-time augmentation: average over the image and its flips; None = as decided at training on validation (`tta` in the model's sidecar)")
     calibrate: bool = Field(False, description="fit a temperature on validation; report ECE before/after")
     target_sensitivity: Optional[float] = Field(None, gt=0, le=1, description="binary models: also report the threshold picked on validation for sensitivity ≥ this")
     positive_class: Optional[str] = Field(None, description="binary models: the class whose sensitivity is reported (default: the second in sorted order)")

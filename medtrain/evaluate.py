@@ -228,6 +228,7 @@ def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu
     except ValidationError as e: raise ConfigError('evaluate: ' + explain(e, EvalConfig).replace('\n', '; ')) from None
     bs, target_sensitivity, calibrate, tta, n_worst, positive_class = (getattr(cfg, k) for k in given)
     model, meta = load_model(model_path, device)
+    if tta is None: tta = bool(meta.get('tta', False))   # as decided at training, on validation (issue O)
     classes = meta['classes']
     if target_sensitivity is not None and not 0 < target_sensitivity <= 1:   # before any work: a typo answers at once
         raise ConfigError(f"--target-sensitivity: must be in (0, 1], got {target_sensitivity}")

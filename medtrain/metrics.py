@@ -111,10 +111,11 @@ def plot_history(history: pd.DataFrame, folder):
 
 # %% ../nbs/05w_metrics.ipynb #69201014
 @torch.no_grad()
-def predict(model, dl, progress=True) -> tuple[np.ndarray, np.ndarray]:
-    "Class probabilities and targets for every batch of a labelled DataLoader."
+def predict(model, dl, progress=True, flips: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    "Class probabilities and targets for every batch of a labelled DataLoader; with `flips` ('h', 'v'), averaged over the image and its flips."
     model.eval()
+    views = [lambda x: x] + [{'h': lambda x: x.flip(-1), 'v': lambda x: x.flip(-2)}[f] for f in flips]
     probs, targs = [], []
     for xb, yb in progress_iter(dl, display=progress, leave=False):
-        probs.append(torch.softmax(model(xb).float(), 1).cpu()); targs.append(yb.cpu())
+        probs.append(torch.stack([torch.softmax(model(v(xb)).float(), 1) for v in views]).mean(0).cpu()); targs.append(yb.cpu())
     return torch.cat(probs).numpy(), torch.cat(targs).numpy()

@@ -313,7 +313,7 @@ def predict_outputs(model, dl, progress: bool = True) -> tuple[torch.Tensor, tor
 def check_tasks(cfg: Config):
     "Refuse, before a run starts, what several tasks do not support yet, and unknown per-task loss names."
     if not cfg.data.tasks: return
-    no = [(k, v) for k, v in (('data.cache', cfg.data.cache != 'off'), ('data.gpu_decode', cfg.data.gpu_decode),
+    no = [(k, v) for k, v in (('data.cache', cfg.data.cache not in ('off', 'auto')), ('data.gpu_decode', cfg.data.gpu_decode),
                               ('data.imbalance: oversample', cfg.data.imbalance == 'oversample'),
                               ('augment.mixup', bool(cfg.augment.mixup)), ('augment.cutmix', bool(cfg.augment.cutmix))) if v]
     if no: raise ConfigError(f"{no[0][0]}: not supported with data.tasks yet; turn it off for a multi-task run")

@@ -58,8 +58,9 @@ def _say(progress, msg):
     if progress: print(msg, flush=True)
 
 def _scan_cache(data: DataConfig) -> ScanCache | None:
-    "With `data.cache=disk`, the bad-file scan's verdicts live next to the image cache and later runs reuse them."
-    return ScanCache(default_cache_dir(data.cache_dir)/'scan.sqlite') if data.cache == 'disk' else None
+    """The bad-file scan's verdicts (and each file's SHA-256) live in the medtrain cache folder and later runs reuse them for
+    unchanged files, whatever `data.cache` says: start-up is proportional to what changed (issue O)."""
+    return ScanCache(default_cache_dir(data.cache_dir)/'scan.sqlite')
 
 def prepare_data(data: DataConfig, run_dir=None, n_in: int | None = None, progress: bool = True, write: bool = True) -> Split:
     """Source → bad-file scan → split → cross-split copies dropped and leak check → manifest and version, as `data`

@@ -22,6 +22,7 @@ from .config import Config, ConfigError, MedtrainError, load_config, save_config
 from .data import SOURCES, build_dls, detect_n_in, norm_stats, data_version
 from .prepare import Split, prepare_data, read_split
 from .cache import build_input
+from .auto import resolve_auto
 from .models import build_model, save_model
 from .metrics import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
@@ -36,9 +37,9 @@ from fastai.distributed import num_distrib, rank_distrib
 from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'training_metrics', 'RunResult',
-           'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'fit_phases', 'finish_run', 'train',
-           'lr_find']
+__all__ = ['RUN_FILES', 'TTA_FLIPS', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'training_metrics',
+           'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'fit_phases', 'finish_run',
+           'train', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -157,10 +158,12 @@ def balanced_class_weights(counts) -> torch.Tensor:
 def build_learner(cfg: Config, split: Split, device=None, path='.', pretrained: bool = True, cbs=(),
                   progress: bool | None = None, run_dir=None) -> MedLearner:
     """The Learner `cfg` describes, on the prepared `split`: DataLoaders, model, loss, optimizer, callbacks (`build_callbacks`,
-    with the run's files when `run_dir` is given, plus `cbs`). With `data.tasks`: the multi-task learner (chapter multitask)."""
+    with the run's files when `run_dir` is given, plus `cbs`). With `data.tasks`: the multi-task learner (chapter multitask).
+    A config that still says `auto` is resolved here, silently."""
     if cfg.data.tasks: return multitask_learner(cfg, split, device, path, pretrained, cbs, progress, run_dir)
-    seed_everything(cfg.train.seed)
     device = get_device(cfg.train.device) if device is None else device
+    cfg = resolve_auto(cfg, split, device)[0]   # `train` resolved (and reported) already; lr_find, tune, a notebook: here
+    seed_everything(cfg.train.seed)
     progress = cfg.train.progress if progress is None else progress   # e.g. the image cache's build bar
     df, classes, n_in = split.table, split.classes, split.n_in
     dls = build_input(cfg, df, classes, n_in, device, progress=progress)   # data.cache / data.gpu_decode / plain fastai
@@ -177,13 +180,19 @@ def fit_phases(learn, cfg: Config, start_phase: int = 0, progress: bool = True):
     if progress: return _fit_phases(learn, cfg, start_phase)
     with learn.no_bar(), learn.no_logging(): _fit_phases(learn, cfg, start_phase)
 
+TTA_FLIPS = ('h', 'v')   # the views `evaluate --tta` averages over
+
 def finish_run(learn, cfg: Config, split: Split, rd: RunDir | None = None, progress: bool = True) -> dict:
     """Validation metrics of the trained `learn`; with a run dir `rd` (the main process), also `metrics.json`, the
     plots and the model folder (weights + the sidecar that `evaluate`, `export` and `serve` read)."""
     if cfg.data.tasks: return _finish_multitask(learn, cfg, split, rd, progress)
-    probs, targs = predict(learn.model, learn.dls.valid.new(shuffle=False, drop_last=False), progress)
+    valid = learn.dls.valid.new(shuffle=False, drop_last=False)
+    probs, targs = predict(learn.model, valid, progress)
     metrics = compute_metrics(targs, probs, split.classes)
     if rd is None: return metrics
+    tta = compute_metrics(*predict(learn.model, valid, False, flips=TTA_FLIPS)[::-1], split.classes)['balanced_accuracy']
+    use_tta = bool(tta > metrics['balanced_accuracy'])   # TTA by default only where it helped on validation
+    rd.update_run(tta=dict(used=use_tta, balanced_accuracy=metrics['balanced_accuracy'], balanced_accuracy_tta=tta))
     if learn.oom_events: rd.update_run(oom_recoveries=learn.oom_events)
     rd.write_json('metrics.json', metrics)
     plot_history(pd.read_csv(rd/'history.csv'), rd/'plots')
@@ -192,7 +201,7 @@ def finish_run(learn, cfg: Config, split: Split, rd: RunDir | None = None, progr
     save_model(learn.model, rd/'model', dict(arch=cfg.model.arch, n_in=split.n_in, classes=split.classes, size=cfg.data.size,
                mean=mean, std=std, resize='squish', data_version=split.version, medtrain=medtrain.__version__,
                dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame,
-               pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None))
+               pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None, tta=use_tta))
     return metrics
 
 def _finish_multitask(learn, cfg: Config, split: Split, rd: RunDir | None, progress: bool) -> dict:
@@ -274,7 +283,9 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         split = _run_split(cfg, rd, split, info, progress, main)
         if main: rd.update_run(data_version=split.version, classes=split.classes, n_images=len(split.table), processes=num_distrib() or 1,
                                **({} if resume else {'duplicates_dropped': len(split.duplicates)}))
-        learn = build_learner(cfg, split, device, rd.path, pretrained=not resume, progress=progress, run_dir=rd.path,
+        run_cfg, auto = resolve_auto(cfg, split, device, progress) if not cfg.data.tasks else (cfg, {})   # every `auto`: printed once, recorded in run.json
+        if main and auto: rd.update_run(auto=auto)
+        learn = build_learner(run_cfg, split, device, rd.path, pretrained=not resume, progress=progress, run_dir=rd.path,
                               cbs=cbs_distrib + cbs_track + list(cbs))
         if not main: learn.remove_cb(ProgressCallback)
         start_phase = 0

@@ -13,7 +13,7 @@ from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from pydantic import ValidationError
 
-from .config import Config, AugmentConfig, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted
+from .config import Config, Choices, AugmentConfig, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted
 from .data import SOURCES, test_dl
 from .prepare import Split, prepare_data, fold_splits
 from .train import train
@@ -22,8 +22,8 @@ from .runs import record_run
 from .callbacks import check_choices
 
 # %% auto #0
-__all__ = ['METRIC_COLS', 'TUNE_METRICS', 'AUG_DEFAULTS', 'with_values', 'on_table', 'split_table', 'cv', 'cv_table',
-           'read_space', 'grid_space', 'OptunaPruning', 'PerTrialSeed', 'tune']
+__all__ = ['METRIC_COLS', 'TUNE_METRICS', 'AUG_DEFAULTS', 'TUNE_PRESETS', 'with_values', 'on_table', 'split_table', 'cv',
+           'cv_table', 'read_space', 'grid_space', 'OptunaPruning', 'preset_space', 'PerTrialSeed', 'tune']
 
 # %% ../nbs/08_tune.ipynb #97a56d0e
 def with_values(cfg: Config, values: dict, source: str = 'search space') -> Config:
@@ -174,6 +174,22 @@ class OptunaPruning(Callback):
         self.trial.report(value, self.step); self.step += 1
         if self.trial.should_prune(): raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.monitor} {value:.4f}")
 
+# %% ../nbs/08_tune.ipynb #ba584568
+TUNE_PRESETS = Choices('tune preset', '--preset')
+TUNE_PRESETS.register('standard', {
+    'train.lr': {'low': 3e-4, 'high': 1e-2, 'log': True},
+    'train.wd': {'low': 1e-4, 'high': 0.1, 'log': True},
+    'augment.mixup': [0.0, 0.2, 0.4],
+    'train.epochs': [5, 10, 20],
+    'model.arch': ['resnet18', 'resnet34', 'efficientnet_b0'],
+})
+
+def preset_space(preset: str | None = None, space=None) -> dict:
+    "The checked search space: the preset named `preset` (`TUNE_PRESETS`), with `space` (a YAML file or dict) on top."
+    if preset is None and space is None: raise ConfigError("tune: give a search space (--space FILE) or --preset (e.g. --preset standard)")
+    base = dict(TUNE_PRESETS.get(preset)) if preset is not None else {}
+    return read_space({**base, **(read_space(space) if space is not None else {})})
+
 # %% ../nbs/08_tune.ipynb #daa6bc9a
 from optuna.samplers import BaseSampler
 
@@ -213,13 +229,14 @@ def _storage(url: str, tries: int = 5):
             if i == tries - 1: raise
             time.sleep(0.2 + random.random())
 
-def tune(cfg: Config, space, trials: int = 20, search: str = 'tpe', out=None, storage: str | None = None, study_name: str = 'medtrain',
-         metric: str = 'macro_f1', grid_points: int = 3, seed: int = 0, progress: bool | None = None):
-    "Optuna search over `space` for `cfg` (train/valid rows only); writes `OUT/best.yaml`, `OUT/trials.csv`; returns the study."
+def tune(cfg: Config, space=None, trials: int = 20, search: str = 'tpe', out=None, storage: str | None = None, study_name: str = 'medtrain',
+         metric: str = 'macro_f1', grid_points: int = 3, seed: int = 0, progress: bool | None = None, preset: str | None = None):
+    """Optuna search over `space` (a YAML file or dict), or the `TUNE_PRESETS` entry `preset`, or both (`space` overrides the
+    preset's keys), for `cfg` (train/valid rows only); writes `OUT/best.yaml`, `OUT/trials.csv`; returns the study."""
     import optuna, sqlalchemy.exc
     if metric not in TUNE_METRICS: raise ConfigError(f"--metric: {metric!r} is not per-epoch; choose {', '.join(TUNE_METRICS)}")
     if trials < 1: raise ConfigError("--trials: at least 1")
-    space = read_space(space)
+    space = preset_space(preset, space)
     SOURCES.get(cfg.data.source)   # a wrong data.source fails before the output folder exists
     progress = cfg.train.progress if progress is None else progress
     out = Path(out or Path(cfg.tracking.runs_dir)/f"tune-{datetime.now():%Y%m%d-%H%M%S}"); out.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,10 @@ from medtrain.cache import CachedImageDL
 from conftest import load_tiny
 
 def _cfg(tmp_path, *extra):
-    return load_tiny(tmp_path, 'data.synthetic.n_images=200', 'model.arch=medcnn_small', *extra)
+    return load_tiny(tmp_path, 'data.synthetic.n_images=200', 'model.arch=medcnn_small', 'train.precision=fp32', 'data.imbalance=none', *extra)   # the same arithmetic as before the auto defaults
 
 def test_cache_same_metrics_and_reuse(tmp_path, monkeypatch):
-    plain = train(_cfg(tmp_path), tmp_path/'plain', progress=False)
+    plain = train(_cfg(tmp_path, 'data.cache=off', 'train.channels_last=false'), tmp_path/'plain', progress=False)   # fastai's own pipeline
     cached_cfg = _cfg(tmp_path, 'data.cache=disk', f'data.cache_dir={tmp_path}/cache', 'train.channels_last=true')
     fast = train(cached_cfg, tmp_path/'fast', progress=False)
     assert isinstance(fast.learn.dls.train, CachedImageDL)
