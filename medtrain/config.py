@@ -108,19 +108,21 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     arch: str = Field('resnet18', description="any timm model name")
-    pretrained: Union[Literal[False], Path] = Field(False, description="false, or a local weights file/model dir")
+    pretrained: Union[bool, str] = Field(False, description="false; true (timm's default weights of arch, from the hub); hf-hub:ORG/NAME; "
+                                         "or a local timm .safetensors file / timm or medtrain model folder")
+    head: Literal['timm', 'fastai'] = Field('timm', description="timm: the model's own classifier (timm-loadable folder); fastai: fastai's head")
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
 
     @field_validator('pretrained', mode='before')
     @classmethod
-    def _no_hub(cls, v):
-        if v is True: raise ValueError("true would download weights from a hub; give a local weights path or false")
-        return v
-
-    @field_validator('pretrained')
-    @classmethod
-    def _exists(cls, v):
-        if v is not False and not Path(v).exists(): raise ValueError(f"no such file or folder: {v}")
+    def _source(cls, v):
+        if v is None or isinstance(v, bool): return bool(v)
+        v = str(v)
+        if v.lower() in ('true', 'false'): return v.lower() == 'true'
+        if v.startswith('hf-hub:'):
+            if not v[len('hf-hub:'):].strip('/'): raise ValueError("hf-hub: needs a repo id, e.g. hf-hub:timm/resnet18.a1_in1k")
+            return v
+        if not Path(v).expanduser().exists(): raise ValueError(f"no such file or folder: {v} (or use true / hf-hub:ORG/NAME)")
         return v
 
 class EarlyStoppingConfig(_Section):

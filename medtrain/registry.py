@@ -132,6 +132,7 @@ from fastcore.basics import patch
 def _parent_of(self: Registry, meta: dict) -> str | None:
     p = meta.get('pretrained')
     if not p: return None
+    if str(p).startswith('hf-hub:'): return str(p)   # hub weights: their id is the parent
     p = Path(p).resolve()
     try: rel = p.relative_to(self.root.resolve()).parts
     except ValueError: return str(p)
@@ -151,7 +152,7 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
     try:   # copy and compute the reference outside the transaction: the index is locked only for milliseconds
         incoming.mkdir(parents=True); lock = _lock(incoming)
         (incoming/'model').mkdir()
-        for f in (WEIGHTS, SIDECAR, 'model.onnx', 'model.torchscript.pt'):   # exports recorded in the sidecar travel with it
+        for f in (WEIGHTS, SIDECAR, 'config.json', 'model.onnx', 'model.torchscript.pt'):   # exports recorded in the sidecar travel with it
             if (src/f).exists(): shutil.copy2(src/f, incoming/'model'/f)
         if reference:
             for hook in self.on_register: hook(incoming/'model', run_dir)

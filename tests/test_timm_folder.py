@@ -1,0 +1,36 @@
+"A trained model folder is timm's hub layout: timm alone (no medtrain, no fastai) rebuilds the classifier and answers like medtrain."
+import json, subprocess, sys
+import numpy as np
+from conftest import as_sets, tiny_config
+
+TIMM_ONLY = r'''
+import sys, importlib.abc
+class Refuse(importlib.abc.MetaPathFinder):   # medtrain or fastai imported anywhere below: the test fails
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('medtrain', 'fastai'): raise ImportError(f'{name} must not be needed')
+sys.meta_path.insert(0, Refuse())
+import numpy as np, timm, torch
+model = timm.create_model('local-dir:' + sys.argv[1], pretrained=True).eval()
+with torch.no_grad(): out = model(torch.from_numpy(np.load(sys.argv[2]))).numpy()
+np.save(sys.argv[3], out)
+assert not [m for m in sys.modules if m.split('.')[0] in ('medtrain', 'fastai')]
+print(type(model).__name__, model.num_classes, model.pretrained_cfg['label_names'] if 'label_names' in model.pretrained_cfg else '')
+'''
+
+def test_model_folder_loads_with_timm_alone(cli, tmp_path):
+    cli('train', *as_sets(tiny_config(tmp_path, 'train.epochs=1', 'model.arch=resnet18')), '--run-dir', tmp_path/'run', '--quiet', check=True)
+    model_dir = tmp_path/'run'/'model'
+    cfg, meta = json.loads((model_dir/'config.json').read_text()), json.loads((model_dir/'model.json').read_text())
+    assert (cfg['architecture'], cfg['num_classes'], cfg['label_names']) == ('resnet18', len(meta['classes']), meta['classes'])
+    assert cfg['pretrained_cfg']['mean'] == meta['mean'] and cfg['pretrained_cfg']['input_size'][1:] == [32, 32]
+    from medtrain.bundle import load_input, load_predictor
+    import pandas as pd
+    paths = pd.read_csv(tmp_path/'run'/'test.csv').path.head(4)
+    x = np.stack([load_input(p, meta) for p in paths])             # medtrain's preprocessing of real test images
+    np.save(tmp_path/'x.npy', x)
+    ours = load_predictor(model_dir, 'torch').logits(x)            # what `medtrain predict` / serve compute
+    r = subprocess.run([sys.executable, '-c', TIMM_ONLY, str(model_dir), str(tmp_path/'x.npy'), str(tmp_path/'y.npy')],
+                       capture_output=True, text=True, cwd=tmp_path, env={'PATH': '/usr/bin:/bin', 'HF_HUB_OFFLINE': '1'})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('ResNet')
+    assert np.abs(np.load(tmp_path/'y.npy') - ours).max() <= 1e-4
