@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #dd48a749
 from __future__ import annotations
-import difflib, os, random, warnings
+import difflib, os, random, re, warnings
 from pathlib import Path
 from typing import Literal, Optional, Union, Any
 
@@ -12,10 +12,11 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig', 'DataConfig',
-           'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig',
-           'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
-           'seed_everything', 'get_device', 'progress_iter', 'import_object']
+__all__ = ['MAX_PIXELS', 'MODEL_REFERENCES', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices',
+           'SyntheticConfig', 'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig',
+           'AugmentConfig', 'TrackingConfig', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set',
+           'env_overrides', 'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter',
+           'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -106,6 +107,8 @@ class DataConfig(_Section):
             raise ValueError(f"@path: no such file or folder for a {self.source} source: {self.path}")
         return self
 
+MODEL_REFERENCES = Choices('model reference resolver')   # `NAME@stage` → model folder; the registry registers itself here (no upward import)
+
 class ModelConfig(_Section):
     arch: str = Field('resnet18', description="any timm model name")
     pretrained: Union[bool, str] = Field(False, description="false; true (timm's default weights of arch, from the hub); hf-hub:ORG/NAME; "
@@ -122,7 +125,8 @@ class ModelConfig(_Section):
         if v.startswith('hf-hub:'):
             if not v[len('hf-hub:'):].strip('/'): raise ValueError("hf-hub: needs a repo id, e.g. hf-hub:timm/resnet18.a1_in1k")
             return v
-        if not Path(v).expanduser().exists(): raise ValueError(f"no such file or folder: {v} (or use true / hf-hub:ORG/NAME)")
+        if re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*@[A-Za-z0-9]+', v) and not Path(v).exists(): return v   # a registry reference, resolved at train time
+        if not Path(v).expanduser().exists(): raise ValueError(f"no such file or folder: {v} (or use true / hf-hub:ORG/NAME / NAME@stage)")
         return v
 
 class EarlyStoppingConfig(_Section):

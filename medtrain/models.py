@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from timm.models import load_pretrained as timm_load_pretrained
 
-from .config import ConfigError, MedtrainError, Choices
+from .config import ConfigError, MedtrainError, Choices, MODEL_REFERENCES
 
 # %% auto #0
 __all__ = ['HEADS', 'WEIGHTS', 'SIDECAR', 'TIMM_CONFIG', 'FORMAT', 'check_arch', 'timm_head', 'fastai_head', 'timm_body',
@@ -191,6 +191,9 @@ def pretrained_source(source, arch: str) -> dict:
             cfg = json.loads(f.read_text()).get('pretrained_cfg', {}) if f else {}
         return dict(file=_hub_file(repo, WEIGHTS), cfg=cfg, name=name)
     p = Path(src).expanduser()
+    if not p.exists() and '@' in src and '/' not in src:   # NAME@stage: the registry resolves it (registered in MODEL_REFERENCES)
+        if 'registry' not in MODEL_REFERENCES: raise ConfigError(f"model.pretrained {src}: a registry reference needs medtrain.registry (import it, or use the CLI)")
+        p = Path(MODEL_REFERENCES.get('registry')(src))
     f = p/WEIGHTS if p.is_dir() else p
     if not f.exists(): raise ConfigError(f"model.pretrained: no weights at {f}")
     if f.suffix != '.safetensors': raise ConfigError(f"model.pretrained: {f} is not a .safetensors file (pickled weights are not loaded)")

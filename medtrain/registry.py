@@ -8,7 +8,7 @@ import json, os, re, shutil, sqlite3, time, uuid, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import MedtrainError, ConfigError
+from .config import MedtrainError, ConfigError, MODEL_REFERENCES
 
 # the file names of `medtrain.models`, repeated so that `medtrain registry …` answers without importing torch/timm
 SIDECAR, WEIGHTS = 'model.json', 'model.safetensors'
@@ -281,3 +281,5 @@ def resolve_model(ref, registry=None) -> Path:
     if (p/'model'/SIDECAR).exists(): return p/'model'
     if not p.exists(): raise ConfigError(f"{ref}: no such model folder (or write a registry reference NAME@production, NAME@3)")
     return p
+
+MODEL_REFERENCES.register('registry', lambda ref: resolve_model(ref))   # `model.pretrained: NAME@production` (the default registry)

@@ -34,3 +34,16 @@ def test_model_folder_loads_with_timm_alone(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith('ResNet')
     assert np.abs(np.load(tmp_path/'y.npy') - ours).max() <= 1e-4
+    # the same folder published: a Hugging Face hub folder with a model card, checked with timm alone; pushing offline says so
+    from conftest import medtrain_inproc
+    cli('evaluate', '--model-path', model_dir, '--test-data', tmp_path/'run'/'test.csv', '--quiet', check=True)   # RUN/test/metrics.json
+    r = medtrain_inproc('export', model_dir, '--format', 'hf', '--out', tmp_path/'hf', check=True)
+    assert 'timm-only parity' in r.stdout
+    assert sorted(p.name for p in (tmp_path/'hf').iterdir()) == ['README.md', 'config.json', 'model.json', 'model.safetensors']
+    card = (tmp_path/'hf'/'README.md').read_text()
+    assert meta['data_version'] in card and '95% CI' in card and 'Limitations' in card
+    import os
+    os.environ['HF_HUB_OFFLINE'] = '1'
+    try: r = medtrain_inproc('push', tmp_path/'hf', '--repo', 'org/name')
+    finally: del os.environ['HF_HUB_OFFLINE']
+    assert r.returncode == 2 and 'nothing uploaded' in r.stderr and 'Traceback' not in r.stderr
