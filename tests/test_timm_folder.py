@@ -47,3 +47,12 @@ def test_model_folder_loads_with_timm_alone(cli, tmp_path):
     try: r = medtrain_inproc('push', tmp_path/'hf', '--repo', 'org/name')
     finally: del os.environ['HF_HUB_OFFLINE']
     assert r.returncode == 2 and 'nothing uploaded' in r.stderr and 'Traceback' not in r.stderr
+
+def test_hub_weights_offline_stop_before_any_work(tmp_path, monkeypatch):
+    from conftest import medtrain_inproc
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path/'empty-cache'))   # not in the cache either
+    for src in ('true', 'hf-hub:timm/resnet18.a1_in1k'):
+        r = medtrain_inproc('train', *as_sets(tiny_config(tmp_path, f'model.pretrained={src}')), '--run-dir', tmp_path/'run', '--quiet')
+        assert r.returncode == 2 and 'HF_HUB_OFFLINE is set' in r.stderr and 'model.pretrained=/path/to/model.safetensors' in r.stderr, r.stderr
+        assert 'Traceback' not in r.stderr and not (tmp_path/'run').exists() and not (tmp_path/'data').exists()   # no run, no data
