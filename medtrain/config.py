@@ -113,7 +113,8 @@ class ModelConfig(_Section):
     arch: str = Field('resnet18', description="any timm model name")
     pretrained: Union[bool, str] = Field(False, description="false; true (timm's default weights of arch, from the hub); hf-hub:ORG/NAME; "
                                          "or a local timm .safetensors file / timm or medtrain model folder")
-    head: Literal['timm', 'fastai'] = Field('timm', description="timm: the model's own classifier (timm-loadable folder); fastai: fastai's head")
+    head: Literal['fastai', 'timm'] = Field('fastai', description="fastai: fastai's head (the better fine-tuner, see benchmarks/RESULTS.md); "
+                                            "timm: the model's own classifier, a folder timm alone loads (local-dir:, export --format hf)")
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
 
     @field_validator('pretrained', mode='before')
