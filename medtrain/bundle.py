@@ -16,7 +16,7 @@ from .registry import resolve_model, is_reference, SIDECAR, WEIGHTS
 # %% auto #0
 __all__ = ['ONNX_FILE', 'TORCHSCRIPT_FILE', 'BACKENDS', 'read_meta', 'load_torch_model', 'preprocess', 'ShardMember',
            'open_input', 'load_input', 'input_extensions', 'list_inputs', 'OnnxPredictor', 'TorchPredictor',
-           'model_hash', 'onnx_predictor', 'torch_predictor', 'load_predictor', 'softmax', 'decode']
+           'model_hash', 'onnx_predictor', 'torch_predictor', 'load_predictor', 'softmax', 'apply_decision', 'decode']
 
 # %% ../nbs/09a_bundle.ipynb #9416db65
 ONNX_FILE, TORCHSCRIPT_FILE = 'model.onnx', 'model.torchscript.pt'
@@ -25,7 +25,9 @@ def read_meta(model_dir) -> dict:
     "The sidecar (`model.json`) of a model folder: classes, input size, channels, normalisation, exports."
     f = Path(model_dir)/SIDECAR
     if not f.exists(): raise MedtrainError(f"--model-path {model_dir}: no {SIDECAR} here; expected a folder written by `medtrain train` (RUN_DIR/model)")
-    return json.loads(f.read_text())
+    meta = json.loads(f.read_text())
+    if meta.get('format', 'medtrain-model/1') == 'medtrain-model/1': meta.setdefault('head', 'fastai')   # older folders: converted on read
+    return {'head': 'timm', 'decision': None, **meta}
 
 def load_torch_model(model_dir, device='cpu'):
     "`(model, meta)`: the PyTorch model of a model folder (`medtrain.models.load_model`), in eval mode, on `device`."
@@ -141,8 +143,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
 
-def decode(logits: np.ndarray, classes, top_k: int = 3) -> list[dict]:
-    "One answer per row of `logits`: the `top_k` classes with their probabilities, and every class's probability."
-    probs = softmax(np.asarray(logits, np.float64))
-    return [dict(top_k=[dict(label=classes[i], probability=round(float(p[i]), 6)) for i in np.argsort(-p)[:top_k]],
-                 probabilities={c: round(float(v), 6) for c, v in zip(classes, p)}) for p in probs]
+def apply_decision(logits: np.ndarray, classes, decision: dict | None = None) -> tuple[np.ndarray, list | None]:
+    """Probabilities (softmax of the logits divided by the decision's `temperature`, when it has one) and, when the decision
+    has a threshold, the decided label per row: `positive_class` where P(positive) ≥ `threshold`, else the other class."""
+    d = decision or {}
+    probs = softmax(np.asarray(logits, np.float64) / float(d.get('temperature') or 1.0))
+    if d.get('threshold') is None or d.get('positive_class') not in classes or len(classes) != 2: return probs, None
+    pos = list(classes).index(d['positive_class'])
+    return probs, [classes[pos] if p[pos] >= d['threshold'] else classes[1 - pos] for p in probs]
+
+def decode(logits: np.ndarray, classes, top_k: int = 3, decision: dict | None = None) -> list[dict]:
+    """One answer per row of `logits`: the `top_k` classes with their probabilities, every class's probability and,
+    for a model that ships a decision (sidecar `decision`), the `decision` field: the label decided at the stored threshold."""
+    probs, labels = apply_decision(logits, classes, decision)
+    out = [dict(top_k=[dict(label=classes[i], probability=round(float(p[i]), 6)) for i in np.argsort(-p)[:top_k]],
+                probabilities={c: round(float(v), 6) for c, v in zip(classes, p)}) for p in probs]
+    if decision:
+        for o, label in zip(out, labels or [None] * len(out)):
+            o['decision'] = dict(label=label, positive_class=decision.get('positive_class'), threshold=decision.get('threshold'),
+                                 temperature=decision.get('temperature'), metric=decision.get('metric'), target=decision.get('target'))
+    return out

@@ -140,12 +140,31 @@ def _export(args):
     from medtrain.text import is_text_model
     if is_text_model(resolve_model(args.model, args.registry)):
         raise ConfigError(f"export {args.model}: a text model; ONNX/TorchScript export of text models is not implemented yet (serve and predict use PyTorch)")
-    from medtrain.export import export
+    from medtrain.export import export, export_hf
+    if args.format == 'hf':
+        if args.out is None: raise SystemExit("medtrain export --format hf: give --out, a new folder for the hub upload")
+        rec = export_hf(args.model, args.out, args.registry, tol=args.tol)
+        print(f"exported a Hugging Face folder → {rec['path']} (config.json, model.safetensors, model.json, README.md model card); "
+              f"timm-only parity max abs probability difference {max(rec['parity_max_abs_diff'].values()):.1e}; upload: medtrain push {rec['path']} --repo ORG/NAME")
+        return
     kw = dict(exporter=args.onnx_exporter) if args.format == 'onnx' else {}
     rec = export(args.model, args.format, args.out, args.registry, tol=args.tol, **kw)
     worst = max(rec['parity_max_abs_diff'].values())
     print(f"exported {args.format} → {rec['path']} "
           f"in {rec['seconds']}s; parity max abs probability difference {worst:.1e} (≤ {rec['tol']:g}) on {rec['n_real']} real images + random inputs")
+
+def _push(args):
+    from medtrain.export import push_hf
+    print(f"pushed {args.folder} → {push_hf(args.folder, args.repo, private=not args.public)}")
+
+def _model_upgrade(args):
+    import json
+    from medtrain.registry import resolve_model
+    from medtrain.models import read_meta, write_meta, SIDECAR
+    d = resolve_model(args.model)
+    before = json.loads((d/SIDECAR).read_text()).get('format', 'medtrain-model/1')
+    meta = read_meta(d); write_meta(d, meta)
+    print(f"{d}: {before} → {meta['format']} (head {meta['head']}" + ("; not timm-loadable: fastai's head" if meta['head'] == 'fastai' else '') + ")")
 
 def add_model_commands(sub):
     "`medtrain registry register|promote|rollback|list|show` and `medtrain export`."
@@ -169,8 +188,16 @@ def add_model_commands(sub):
     x = sub.add_parser('export', help="export a model to ONNX or TorchScript, with a parity check",
                        description="Export a model; fails (and writes nothing) when the export does not reproduce the PyTorch model.")
     x.add_argument('model', metavar='MODEL', help="model folder, run dir, or registry reference NAME@production")
-    x.add_argument('--format', default='onnx', choices=EXPORTERS.names())
+    x.add_argument('--format', default='onnx', choices=EXPORTERS.names() + ['hf'], help="onnx, torchscript, or hf (a Hugging Face hub folder with a model card)")
     x.add_argument('--out', type=Path, help="output folder (default: the model folder, recorded in its model.json)")
     x.add_argument('--onnx-exporter', default='dynamo', choices=['dynamo', 'legacy'], help="torch.export-based (default) or the legacy tracer")
     x.add_argument('--tol', type=float, default=1e-4, help="max abs difference of probabilities allowed (default 1e-4)")
     registry_arg(x); x.set_defaults(func=_export)
+    u = sub.add_parser('push', help="upload a `medtrain export --format hf` folder to the Hugging Face hub",
+                       description="Upload FOLDER (from `medtrain export --format hf`) to the hub repo ORG/NAME; offline it says so and uploads nothing.")
+    u.add_argument('folder', type=Path, metavar='FOLDER'); u.add_argument('--repo', required=True, metavar='ORG/NAME')
+    u.add_argument('--public', action='store_true', help="create the repo public (default private)")
+    u.set_defaults(func=_push)
+    m = sub.add_parser('model', help="model folder maintenance").add_subparsers(dest='model_command', metavar='MODEL_COMMAND', required=True)
+    g = m.add_parser('upgrade', help="rewrite an older model folder's sidecar (model.json) in the current format, in place")
+    g.add_argument('model', metavar='MODEL', help="model folder or run dir"); g.set_defaults(func=_model_upgrade)

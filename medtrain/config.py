@@ -12,10 +12,10 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'RECIPES', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices', 'SyntheticConfig',
-           'TaskConfig', 'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig', 'ProgressiveConfig',
-           'AugmentConfig', 'TrackingConfig', 'ContinualConfig', 'quick_recipe', 'strong_recipe', 'Config',
-           'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
+__all__ = ['MAX_PIXELS', 'MODEL_REFERENCES', 'RECIPES', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices',
+           'SyntheticConfig', 'TaskConfig', 'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig',
+           'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'ContinualConfig', 'quick_recipe', 'strong_recipe',
+           'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
            'seed_everything', 'get_device', 'progress_iter', 'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
@@ -141,21 +141,27 @@ class DataConfig(_Section):
             if not Path(p).is_file(): raise ValueError(f"@unlabelled: no such file: {p}")
         return self
 
+MODEL_REFERENCES = Choices('model reference resolver')   # `NAME@stage` → model folder; the registry registers itself here (no upward import)
+
 class ModelConfig(_Section):
     arch: str = Field('resnet18', description="image data: any timm model name; text data: awd_lstm (awd_lstm_small, awd_lstm_tiny: smaller AWD-LSTMs, `medtrain.text.TEXT_ARCHS`) or hf:PATH_OR_HUB_ID (a transformers encoder)")
-    pretrained: Union[Literal[False], Path] = Field(False, description="false, or a local weights file/model dir; text data: a text run dir or its lm/ folder (its language model, tokenizer and vocabulary)")
+    pretrained: Union[bool, str] = Field(False, description="false; true (timm's default weights of arch, from the hub); hf-hub:ORG/NAME; "
+                                         "or a local timm .safetensors file / timm or medtrain model folder; text data: a text run dir or its lm/ folder (its language model, tokenizer and vocabulary)")
+    head: Literal['fastai', 'timm'] = Field('fastai', description="fastai: fastai's head (the better fine-tuner, see benchmarks/RESULTS.md); "
+                                            "timm: the model's own classifier, a folder timm alone loads (local-dir:, export --format hf)")
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
 
     @field_validator('pretrained', mode='before')
     @classmethod
-    def _no_hub(cls, v):
-        if v is True: raise ValueError("true would download weights from a hub; give a local weights path or false")
-        return v
-
-    @field_validator('pretrained')
-    @classmethod
-    def _exists(cls, v):
-        if v is not False and not Path(v).exists(): raise ValueError(f"no such file or folder: {v}")
+    def _source(cls, v):
+        if v is None or isinstance(v, bool): return bool(v)
+        v = str(v)
+        if v.lower() in ('true', 'false'): return v.lower() == 'true'
+        if v.startswith('hf-hub:'):
+            if not v[len('hf-hub:'):].strip('/'): raise ValueError("hf-hub: needs a repo id, e.g. hf-hub:timm/resnet18.a1_in1k")
+            return v
+        if re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*@[A-Za-z0-9]+', v) and not Path(v).exists(): return v   # a registry reference, resolved at train time
+        if not Path(v).expanduser().exists(): raise ValueError(f"no such file or folder: {v} (or use true / hf-hub:ORG/NAME / NAME@stage)")
         return v
 
 class EarlyStoppingConfig(_Section):

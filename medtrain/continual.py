@@ -374,10 +374,10 @@ def train_continual(cfg: Config, continue_from=None, run_dir=None, resolve=None,
     old_dir = model_folder(continue_from, resolve)
     device = get_device(cfg.train.device)
     old_model, old_meta = load_model(old_dir, device)
-    fixed = dict(arch=old_meta['arch'], n_in=old_meta['n_in'])
+    fixed = dict(arch=old_meta['arch'], n_in=old_meta['n_in'], head=old_meta.get('head', 'fastai'))   # the old model's architecture and head
     if cfg.model.arch != fixed['arch'] or cfg.data.size != old_meta['size'] or cfg.model.pretrained:
         _say(progress, f"continuing {old_dir}: model.arch {fixed['arch']}, data.size {old_meta['size']} (the model's own), no model.pretrained")
-    cfg = cfg.model_copy(update=dict(model=cfg.model.model_copy(update=dict(arch=fixed['arch'], n_in=fixed['n_in'], pretrained=False)),
+    cfg = cfg.model_copy(update=dict(model=cfg.model.model_copy(update=dict(**fixed, pretrained=False)),
                                      data=cfg.data.model_copy(update=dict(size=old_meta['size'])),
                                      continual=c.model_copy(update=dict(continue_from=str(continue_from)))))
     split = split or prepare_data(cfg.data, n_in=fixed['n_in'], progress=progress)

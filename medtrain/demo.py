@@ -22,6 +22,8 @@ def cam_layer(model):
     "The module whose output is the last feature map: the body of a fastai/timm model, else the last Conv2d."
     import torch.nn as nn
     if isinstance(model, nn.Sequential) and len(model) == 2: return model[0]   # create_timm_model: (body, head)
+    try: return model.get_submodule(model.feature_info[-1]['module'])   # a timm model: its last feature stage (a ResNet's layer4)
+    except (AttributeError, IndexError, KeyError, TypeError): pass
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs: raise ValueError("Grad-CAM needs a convolutional layer")
     return convs[-1]

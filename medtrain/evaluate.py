@@ -20,14 +20,14 @@ import medtrain
 from pydantic import ValidationError
 from .config import DataConfig, EvalConfig, ConfigError, DataError, MedtrainError, explain, progress_iter
 from .data import load_source, test_dl, open_image
-from .models import load_model
+from .models import load_model, read_meta, write_meta, set_normalize
 
 # %% auto #0
 __all__ = ['HEADLINE', 'bootstrap_ci', 'plot_reliability', 'plot_curves', 'threshold_for_sensitivity', 'operating_points',
            'apply_temperature', 'fit_temperature', 'calibration_report', 'predict_tta', 'worst_errors',
-           'plot_worst_errors', 'read_test_data', 'write_report', 'evaluate', 'report_notebook', 'run_report',
-           'roc_auc', 'pr_auc', 'expected_calibration_error', 'binary_rates', 'compute_metrics', 'plot_confusion',
-           'plot_history', 'predict']
+           'plot_worst_errors', 'read_test_data', 'write_report', 'evaluation_decision', 'store_decision', 'evaluate',
+           'report_notebook', 'run_report', 'roc_auc', 'pr_auc', 'expected_calibration_error', 'binary_rates',
+           'compute_metrics', 'plot_confusion', 'plot_history', 'predict']
 
 # %% ../nbs/07_evaluate.ipynb #804796bf
 # re-exported: they lived here before training needed them (see the metrics chapter)
@@ -213,6 +213,24 @@ def write_report(metrics: dict, folder, title='medtrain evaluation', images=()):
     (folder/'report.html').write_text(page)
     return folder/'report.html'
 
+def evaluation_decision(y_valid, p_valid, classes, pos: int, target_sensitivity=None, temperature=None, source='') -> dict:
+    """The decision an evaluation stores with the model: the temperature fitted on validation and, for a two-class
+    model with a target sensitivity, the threshold on P(positive) picked on the *calibrated* validation probabilities
+    (temperature scaling keeps the ranking, so the decisions are those the evaluation reported)."""
+    p = apply_temperature(p_valid, temperature) if temperature else np.asarray(p_valid)
+    thr = None
+    if target_sensitivity is not None:
+        y = np.asarray(y_valid) if pos == 1 else 1 - np.asarray(y_valid)
+        thr = threshold_for_sensitivity(y, p[:, pos] if pos == 1 else p[:, ::-1][:, 1], target_sensitivity)
+    return dict(positive_class=classes[pos] if len(classes) == 2 else None, threshold=thr, temperature=temperature,
+                metric='sensitivity' if thr is not None else None, target=target_sensitivity, source=f'evaluate: {source}')
+
+def store_decision(model_path, decision: dict) -> dict:
+    "Write `decision` into the sidecar of the model folder at `model_path` (where predict, serve, the ONNX export and the demo read it)."
+    meta = read_meta(model_path)
+    write_meta(model_path, dict(meta, decision=decision))
+    return decision
+
 def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu', progress=True, target_sensitivity: float | None = None,
              calibrate: bool | None = None, tta: bool | None = None, valid_data=None, n_worst: int | None = None, positive_class: str | None = None,
              cfg: EvalConfig | None = None) -> dict:
@@ -244,6 +262,7 @@ def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu
         unknown = sorted(set(df.label) - set(classes))
         if unknown: raise DataError(f"{flag}: label(s) {unknown} are not classes of this model ({', '.join(classes)})")
         dl = test_dl(df, classes, meta['size'], meta['n_in'], bs=bs, device=device, window=meta.get('dicom_window'), frame=meta.get('dicom_frame', 0))
+        set_normalize(dl, meta['mean'], meta['std'])   # the model's own normalisation (a pretrained source's, when it had one)
         return predict_tta(model, dl, progress=progress) if tta else predict(model, dl, progress)
     df = read_test_data(test_data)
     probs, targs = _predict(df, '--test-data')
@@ -263,6 +282,8 @@ def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu
             metrics['calibration'] = calibration_report(y_valid, p_valid, targs, probs)
             plots.append(plot_reliability(targs, apply_temperature(probs, metrics['calibration']['temperature']),
                                           out/'plots'/'reliability_calibrated.png', 'Reliability after temperature scaling'))
+        metrics['decision'] = store_decision(model_path, evaluation_decision(y_valid, p_valid, classes, pos, target_sensitivity,
+                                             metrics.get('calibration', {}).get('temperature'), vsrc))
     plot_worst_errors(df.path.values, targs, probs, classes, out/'plots'/'worst_errors.png', n=n_worst, n_in=meta['n_in'])
     plots.append(out/'plots'/'worst_errors.png')
     (out/'metrics.json').write_text(json.dumps(metrics, indent=1))

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MedtrainError, Choices, SyntheticConfig
+from .config import MedtrainError, ConfigError, Choices, SyntheticConfig
 from .bundle import (preprocess, load_input, softmax, resolve_model, load_torch_model, model_hash, ONNX_FILE, TORCHSCRIPT_FILE,
                              load_predictor as _load_predictor)
 
 # %% auto #0
-__all__ = ['EXPORTERS', 'ExportError', 'sample_images', 'parity_inputs', 'register_exporter', 'export_onnx', 'export_torchscript',
-           'parity', 'export_model', 'export', 'onnx_folder', 'load_predictor']
+__all__ = ['EXPORTERS', 'HF_FILES', 'ExportError', 'sample_images', 'parity_inputs', 'register_exporter', 'export_onnx',
+           'export_torchscript', 'parity', 'export_model', 'export', 'onnx_folder', 'load_predictor', 'model_card',
+           'export_hf', 'push_hf']
 
 # %% ../nbs/10_export.ipynb #8f58eeca
 # `preprocess`, `load_input` and `softmax` live in the model bundle (`medtrain.bundle`); imported above and still importable from here
@@ -127,7 +128,8 @@ def export_model(model, meta: dict, fmt: str, out, images=(), tol: float = 1e-4,
                 seconds=round(time.time() - start, 2), options=kw,
                 preprocessing=dict(decode='medtrain.data.open_image', mode='L' if meta['n_in'] == 1 else 'RGB', resize=meta.get('resize', 'squish'),
                                    interpolation='bilinear', size=meta['size'], scale=1 / 255, mean=meta['mean'], std=meta['std'],
-                                   layout='NCHW', dtype='float32', output='logits (softmax for probabilities)'))
+                                   layout='NCHW', dtype='float32', output='logits (softmax for probabilities)'),
+                decision=meta.get('decision'))   # temperature/threshold to apply to the logits (predict/serve do; see the bundle's apply_decision)
 
 def export(model_ref, fmt: str = 'onnx', out=None, registry=None, tol: float = 1e-4, n_images: int = 8, **kw) -> dict:
     "Export the model at `model_ref` (folder or `NAME@stage`) and record it in its sidecar (`exports.FORMAT`)."
@@ -166,3 +168,102 @@ def onnx_folder(model_dir, cache_dir=None, digest: str | None = None) -> Path:
 def load_predictor(model_ref, backend: str = 'onnx', registry=None, cache_dir=None, digest: str | None = None):
     "A predictor for `model_ref` (folder or `NAME@stage`); a missing `model.onnx` is exported into the cache (`onnx_folder`), never into the model folder."
     return _load_predictor(model_ref, backend, registry, cache_dir=cache_dir, digest=digest, onnx_folder=onnx_folder)
+
+# %% ../nbs/10_export.ipynb #4a267bd8
+HF_FILES = ('model.safetensors', 'config.json', 'model.json')
+
+def _metrics_of(model_dir: Path) -> tuple[dict | None, str | None]:
+    "The test metrics of the model's evaluation (`RUN/test/metrics.json`, as `medtrain evaluate` writes by default), if any."
+    for f in (model_dir.parent/'test'/'metrics.json', model_dir/'metrics.json'):
+        if f.exists(): return json.loads(f.read_text()), str(f)
+    return None, None
+
+def model_card(meta: dict, metrics: dict | None = None, name: str | None = None) -> str:
+    "A Hugging Face model card (README.md with YAML front matter) for the model described by `meta`."
+    fmt = lambda v: '–' if v is None else f'{v:.3f}'
+    rows = ''
+    if metrics:
+        ci = metrics.get('ci95', {})
+        rows = '\n'.join(f"| {k} | {fmt(metrics.get(k))} | {'–' if not ci.get(k) else f'{ci[k][0]:.3f}–{ci[k][1]:.3f}'} |"
+                         for k in ('accuracy', 'balanced_accuracy', 'macro_f1', 'roc_auc') if k in metrics)
+    d = meta.get('decision')
+    decision = (f"P({d['positive_class']}) ≥ {d['threshold']:.4f}" + (f" after temperature {d['temperature']:.3f}" if d.get('temperature') else '')
+                + f" ({d.get('metric') or 'chosen'}" + (f" target {d['target']}" if d.get('target') is not None else '') + f"; {d.get('source')})"
+                if d and d.get('threshold') is not None else 'none stored (argmax of the probabilities)')
+    only_medtrain = meta['arch'].startswith('medcnn')   # registered by medtrain, not by timm
+    return f"""---
+library_name: timm
+tags: [image-classification, timm, medical-imaging, medtrain]
+pipeline_tag: image-classification
+---
+# {name or meta['arch']}: {', '.join(meta['classes'])}
+
+An image classifier trained with medtrain: timm `{meta['arch']}`, {meta['n_in']} input channel(s), {meta['size']} px
+(squish-resized, scaled to 0–1, normalised with mean {meta['mean']} / std {meta['std']}).
+
+## Intended use
+Research and decision support on images like the training data only. Not a medical device; every output needs
+review by a qualified clinician.
+
+## Training data
+Data version `{meta.get('data_version')}` (medtrain's hash of the manifest); pretrained start: {meta.get('pretrained') or 'none (trained from scratch)'}.
+
+## Test metrics
+{('| metric | value | 95% CI (bootstrap) |' + chr(10) + '|---|---|---|' + chr(10) + rows) if rows else 'Not evaluated yet (`medtrain evaluate`).'}
+
+## Decision
+{decision}
+
+## How to load
+```python
+import timm{chr(10) + 'import medtrain.models   # registers ' + meta['arch'] if only_medtrain else ''}
+model = timm.create_model('hf-hub:ORG/NAME', pretrained=True).eval()
+```
+`model.json` holds medtrain's preprocessing and decision; `medtrain serve` and `medtrain predict` apply them.
+
+## Limitations
+Validated only on the data above; performance on other scanners, sites, populations or image types is unknown and
+must be measured before use. Probabilities are calibrated only if a temperature is stored above.
+"""
+
+def export_hf(model_ref, out, registry=None, tol: float = 1e-4, n_images: int = 8) -> dict:
+    "Write a Hugging Face hub folder for `model_ref` into `out` (new or empty), check it with timm alone, record it in the sidecar."
+    import timm, torch
+    model_dir = resolve_model(model_ref, registry)
+    model, meta = load_torch_model(model_dir)
+    if meta.get('head') != 'timm' or not (model_dir/'config.json').exists():
+        raise ExportError(f"{model_dir}: a fastai-head model (model.head: fastai, or written by an older medtrain) is not timm-loadable; "
+                          "retrain with model.head: timm to publish it")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())): raise MedtrainError(f"--out {out}: exists and is not an empty folder; choose a new one")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in HF_FILES: shutil.copy2(model_dir/f, out/f)
+    metrics, metrics_file = _metrics_of(model_dir)
+    (out/'README.md').write_text(model_card(meta, metrics, model_dir.parent.name if model_dir.name == 'model' else model_dir.name))
+    hub = timm.create_model(f'local-dir:{out.resolve()}', pretrained=True).eval()
+    with tempfile.TemporaryDirectory(prefix='medtrain-parity-') as work:
+        inputs = parity_inputs(meta, sample_images(model_dir, meta, n_images, work))
+    diffs = parity(_torch_runner(model.float().cpu().eval()), _torch_runner(hub), inputs)
+    if max(diffs.values()) > tol:
+        shutil.rmtree(out); raise ExportError(f"hf export: timm's model from {out} differs from medtrain's by {max(diffs.values()):.2e} > {tol:g}; folder removed")
+    rec = dict(format='hf', file='README.md', parity_max_abs_diff=diffs, tol=tol, n_real=len(inputs.get('real', [])), metrics=metrics_file, seconds=0.0)
+    _write_meta(out, dict(meta, exports={'hf': rec}))
+    return dict(rec, path=out)
+
+def push_hf(folder, repo_id: str, private: bool = True) -> str:
+    "Upload an `export_hf` folder to the Hugging Face hub repo `repo_id` (created if needed); returns its URL. Offline: one sentence, exit 2."
+    import os
+    folder = Path(folder)
+    if not (folder/'README.md').exists() or not (folder/'config.json').exists():
+        raise ConfigError(f"{folder}: not a folder written by `medtrain export --format hf` (no README.md / config.json)")
+    if os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on'):
+        raise ConfigError("push: HF_HUB_OFFLINE is set; nothing uploaded. Copy the folder to a machine that reaches the hub and run `medtrain push` there")
+    from huggingface_hub import HfApi
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message='medtrain export')
+    except Exception as e:
+        raise ConfigError(f"push: could not upload to hf-hub:{repo_id} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                          "offline or not logged in (HF_TOKEN / `huggingface-cli login`)? Nothing was changed locally") from None
+    return f"https://huggingface.co/{repo_id}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DataError, progress_iter
-from .bundle import list_inputs, load_input, input_extensions, softmax
+from .bundle import list_inputs, load_input, input_extensions, softmax, apply_decision
 from .export import load_predictor
 
 # %% auto #0
@@ -31,7 +31,9 @@ def predict_files(model_ref, input, output, bs: int = 32, backend: str = 'onnx',
     errors_path = output.with_name(output.stem + '.errors.csv')
     predictor = load_predictor(model_ref, backend, registry)
     classes = predictor.meta['classes']
-    header = ['path', 'pred', 'confidence'] + [f'p_{c}' for c in classes]
+    decision = predictor.meta.get('decision')
+    decides = bool(decision and decision.get('threshold') is not None)
+    header = ['path', 'pred', 'confidence'] + [f'p_{c}' for c in classes] + (['decision'] if decides else [])
     if output.exists() and output.stat().st_size:
         with open(output, newline='') as f: old = next(csv.reader(f), [])
         if old != header: raise DataError(f"--output {output}: exists with other columns ({', '.join(old[:5])}, …); "
@@ -51,9 +53,9 @@ def predict_files(model_ref, input, output, bs: int = 32, backend: str = 'onnx',
                 except Exception as e:   # one bad file must not stop the job: record it and go on
                     we.writerow([str(item), str(e) if isinstance(e, DataError) else f"{item}: {type(e).__name__}: {e}"]); n_bad += 1
             if xs:
-                probs = softmax(predictor.logits(np.stack(xs)).astype(np.float64))
-                for item, p in zip(good, probs):
-                    w.writerow([str(item), classes[int(p.argmax())], f'{p.max():.6f}', *(f'{v:.6f}' for v in p)])
+                probs, labels = apply_decision(predictor.logits(np.stack(xs)), classes, decision)   # the model's temperature and threshold
+                for item, p, label in zip(good, probs, labels or [None] * len(probs)):
+                    w.writerow([str(item), classes[int(p.argmax())], f'{p.max():.6f}', *(f'{v:.6f}' for v in p), *([label] if decides else [])])
                 n_ok += len(xs)
             out.flush(); err.flush()   # a crash loses at most the batch in flight
     summary = dict(n_inputs=len(items), n_already_done=len(items) - len(todo), n_predicted=n_ok, n_failed=n_bad,

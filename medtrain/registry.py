@@ -8,7 +8,7 @@ import json, os, re, shutil, sqlite3, time, uuid, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import MedtrainError, ConfigError
+from .config import MedtrainError, ConfigError, MODEL_REFERENCES
 
 # the file names of `medtrain.models`, repeated so that `medtrain registry …` answers without importing torch/timm
 SIDECAR, WEIGHTS = 'model.json', 'model.safetensors'
@@ -132,6 +132,7 @@ from fastcore.basics import patch
 def _parent_of(self: Registry, meta: dict) -> str | None:
     p = meta.get('pretrained')
     if not p: return None
+    if str(p).startswith('hf-hub:'): return str(p)   # hub weights: their id is the parent
     p = Path(p).resolve()
     try: rel = p.relative_to(self.root.resolve()).parts
     except ValueError: return str(p)
@@ -152,7 +153,7 @@ def register(self: Registry, run_dir, name: str, parent: str | None = None, desc
         incoming.mkdir(parents=True); lock = _lock(incoming)
         (incoming/'model').mkdir()
         listed = [f for f in meta.get('files', {}) if f == Path(f).name and f not in ('.', '..')]   # e.g. a text model's tokenizer; names only, never a path
-        for f in (WEIGHTS, SIDECAR, 'model.onnx', 'model.torchscript.pt', *listed):   # exports recorded in the sidecar travel with it
+        for f in (WEIGHTS, SIDECAR, 'config.json', 'model.onnx', 'model.torchscript.pt', *listed):   # exports recorded in the sidecar travel with it
             if (src/f).exists(): shutil.copy2(src/f, incoming/'model'/f)
         if (src/'continual').is_dir() and not (src/'continual').is_symlink():   # a continual model's memory, Fisher and test sets
             shutil.copytree(src/'continual', incoming/'model'/'continual', symlinks=True)
@@ -283,3 +284,5 @@ def resolve_model(ref, registry=None) -> Path:
     if (p/'model'/SIDECAR).exists(): return p/'model'
     if not p.exists(): raise ConfigError(f"{ref}: no such model folder (or write a registry reference NAME@production, NAME@3)")
     return p
+
+MODEL_REFERENCES.register('registry', lambda ref: resolve_model(ref))   # `model.pretrained: NAME@production` (the default registry)

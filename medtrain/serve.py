@@ -34,7 +34,7 @@ def predict_batch(predictor, batch: np.ndarray, top_k: int = 3, monitor=None) ->
     "Probabilities and top-k classes for a preprocessed batch (fed to a `DriftMonitor` when given)."
     logits = predictor.logits(batch)
     if monitor is not None: monitor.update(batch, logits)
-    return decode(logits, predictor.meta['classes'], top_k)
+    return decode(logits, predictor.meta['classes'], top_k, predictor.meta.get('decision'))   # the model's stored decision, if any
 
 # %% ../nbs/11c_serve.ipynb #fa5e1f57
 class UploadError(MedtrainError):

@@ -24,6 +24,7 @@ from .prepare import Split, prepare_data, read_split
 from .cache import build_input
 from .auto import resolve_auto
 from .models import build_model, save_model
+from .models import build_model, save_model, model_splitter, set_normalize, pretrained_source, pretrained_stats
 from .metrics import predict, compute_metrics, plot_history, plot_confusion
 from .losses import build_loss
 from .multitask import multitask_learner, multitask_results, plot_task_losses, summary_line, check_tasks
@@ -38,8 +39,8 @@ from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'TTA_FLIPS', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'training_metrics',
-           'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'build_learner', 'fit_phases', 'finish_run',
-           'train', 'lr_find']
+           'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'model_norm', 'binary_decision',
+           'build_learner', 'fit_phases', 'finish_run', 'train', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -155,6 +156,27 @@ def balanced_class_weights(counts) -> torch.Tensor:
     c = torch.tensor(counts, dtype=torch.float32)
     return c.sum() / (len(c) * c.clamp(min=1))
 
+def model_norm(cfg: Config, model, n_in: int):
+    """The normalisation the model is trained with: its pretrained source's mean/std when it starts from pretrained
+    weights (also when resuming such a run), else medtrain's default for `n_in` channels (`norm_stats`)."""
+    rep = getattr(model, 'pretrained_report', None)
+    if rep and rep.get('mean'): return rep['mean'], rep['std']
+    if cfg.model.pretrained and rep is None:   # resumed: the weights come from the checkpoint, the statistics from the source
+        stats = pretrained_stats(pretrained_source(cfg.model.pretrained, cfg.model.arch)['cfg'], n_in)
+        if stats: return stats
+    return norm_stats(n_in)
+
+def binary_decision(y_valid, p_valid, classes) -> dict | None:
+    """For a two-class model, the threshold on P(`classes[1]`) that maximises balanced accuracy (Youden's J) on the
+    validation split: the `decision` a trained model ships with until `evaluate --target-sensitivity` replaces it."""
+    from sklearn.metrics import roc_curve
+    y_valid = np.asarray(y_valid)
+    if len(classes) != 2 or len(np.unique(y_valid)) < 2: return None
+    fpr, tpr, thr = roc_curve(y_valid == 1, np.asarray(p_valid)[:, 1], drop_intermediate=False)
+    i = int(np.argmax(tpr - fpr))
+    return dict(positive_class=classes[1], threshold=float(min(thr[i], 1.0)), temperature=None, metric='balanced_accuracy',
+                target=None, source='train: validation split')
+
 def build_learner(cfg: Config, split: Split, device=None, path='.', pretrained: bool = True, cbs=(),
                   progress: bool | None = None, run_dir=None) -> MedLearner:
     """The Learner `cfg` describes, on the prepared `split`: DataLoaders, model, loss, optimizer, callbacks (`build_callbacks`,
@@ -167,13 +189,17 @@ def build_learner(cfg: Config, split: Split, device=None, path='.', pretrained: 
     progress = cfg.train.progress if progress is None else progress   # e.g. the image cache's build bar
     df, classes, n_in = split.table, split.classes, split.n_in
     dls = build_input(cfg, df, classes, n_in, device, progress=progress)   # data.cache / data.gpu_decode / plain fastai
-    model = build_model(cfg.model.arch, n_in, len(classes), cfg.model.pretrained if pretrained else False, size=cfg.data.size)
+    model = build_model(cfg.model.arch, n_in, len(classes), cfg.model.pretrained if pretrained else False, size=cfg.data.size, head=cfg.model.head)
+    mean, std = model_norm(cfg, model, n_in)
+    set_normalize(dls, mean, std)   # pretrained weights expect their own normalisation
     train_counts = df[df.split == 'train'].label.value_counts().reindex(classes, fill_value=0).tolist()
     weight = balanced_class_weights(train_counts) if cfg.data.imbalance == 'weighted_loss' else None
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=train_counts)
-    return MedLearner(dls, model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd), splitter=default_split,
-                      path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg, device, run_dir, progress),
-                      metrics=training_metrics())
+    learn = MedLearner(dls, model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd), splitter=model_splitter,
+                       path=path, model_dir='checkpoints', cbs=list(cbs) + build_callbacks(cfg, device, run_dir, progress),
+                       metrics=training_metrics())
+    learn.norm_stats = (mean, std)
+    return learn
 
 def fit_phases(learn, cfg: Config, start_phase: int = 0, progress: bool = True):
     "Fit `learn` as `cfg` says (frozen then unfrozen phases), from `start_phase`; without `progress`, no bar and no table."
@@ -197,11 +223,14 @@ def finish_run(learn, cfg: Config, split: Split, rd: RunDir | None = None, progr
     rd.write_json('metrics.json', metrics)
     plot_history(pd.read_csv(rd/'history.csv'), rd/'plots')
     plot_confusion(metrics['confusion_matrix'], split.classes, rd/'plots'/'confusion_matrix.png', title='Confusion matrix (validation)')
-    mean, std = norm_stats(split.n_in)
+    mean, std = getattr(learn, 'norm_stats', None) or norm_stats(split.n_in)
+    decision = binary_decision(targs, probs, split.classes)
+    if decision: rd.update_run(decision=decision)
+    rep = getattr(learn.model, 'pretrained_report', None)
     save_model(learn.model, rd/'model', dict(arch=cfg.model.arch, n_in=split.n_in, classes=split.classes, size=cfg.data.size,
                mean=mean, std=std, resize='squish', data_version=split.version, medtrain=medtrain.__version__,
-               dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame,
-               pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None, tta=use_tta))
+               dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame, head=cfg.model.head, decision=decision,
+               pretrained=(rep['source'] if rep else str(cfg.model.pretrained)) if cfg.model.pretrained else None, tta=use_tta))
     return metrics
 
 def _finish_multitask(learn, cfg: Config, split: Split, rd: RunDir | None, progress: bool) -> dict:
@@ -215,7 +244,7 @@ def _finish_multitask(learn, cfg: Config, split: Split, rd: RunDir | None, progr
     mean, std = norm_stats(split.n_in)
     save_model(learn.model, rd/'model', dict(arch=cfg.model.arch, n_in=split.n_in, classes=split.classes, size=cfg.data.size,
                mean=mean, std=std, resize='squish', data_version=split.version, medtrain=medtrain.__version__,
-               dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame, model_kind='multitask',
+               dicom_window=cfg.data.dicom_window, dicom_frame=cfg.data.dicom_frame, model_kind='multitask', head='multitask',
                tasks=learn.taskset.to_json(), task_weighting=cfg.train.task_weighting,
                pretrained=str(cfg.model.pretrained) if cfg.model.pretrained else None))
     return metrics
@@ -259,6 +288,7 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
     info, ckpt = None, None
     if resume: cfg, info, ckpt = _resume_state(run_dir)
     elif split is None: SOURCES.get(cfg.data.source)   # a wrong data.source fails before a run dir exists
+    if not resume and cfg.model.pretrained: pretrained_source(cfg.model.pretrained, cfg.model.arch)   # offline hub weights: exit 2 before any work
     check_choices(cfg); check_tasks(cfg)   # names picked from a table (loss, optimizer, schedule, task losses): refused before any work
     progress = cfg.train.progress if progress is None else progress
     device = get_device(cfg.train.device)
@@ -288,6 +318,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         learn = build_learner(run_cfg, split, device, rd.path, pretrained=not resume, progress=progress, run_dir=rd.path,
                               cbs=cbs_distrib + cbs_track + list(cbs))
         if not main: learn.remove_cb(ProgressCallback)
+        if main and getattr(learn.model, 'pretrained_report', None):
+            rd.update_run(pretrained=learn.model.pretrained_report)   # loaded / fresh / ignored tensors, the normalisation used
         start_phase = 0
         if resume:
             learn.model.load_state_dict(ckpt['model'])
