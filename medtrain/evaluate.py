@@ -246,7 +246,10 @@ def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu
     except ValidationError as e: raise ConfigError('evaluate: ' + explain(e, EvalConfig).replace('\n', '; ')) from None
     bs, target_sensitivity, calibrate, tta, n_worst, positive_class = (getattr(cfg, k) for k in given)
     model, meta = load_model(model_path, device)
-    if tta is None: tta = bool(meta.get('tta', False))   # as decided at training, on validation (issue O)
+    stores_decision = target_sensitivity is not None or bool(calibrate)
+    # unset: as decided at training, on validation — except when this evaluation chooses the decision that predict and serve
+    # apply: they do not average flips, so the threshold is chosen (and its sensitivity reported) on the probabilities they compute
+    if tta is None: tta = bool(meta.get('tta', False)) and not stores_decision
     classes = meta['classes']
     if target_sensitivity is not None and not 0 < target_sensitivity <= 1:   # before any work: a typo answers at once
         raise ConfigError(f"--target-sensitivity: must be in (0, 1], got {target_sensitivity}")
