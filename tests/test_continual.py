@@ -27,6 +27,11 @@ def test_continue_from_adds_a_new_class_and_remembers_the_old_data(tmp_path, cli
     with np.load(tmp_path/'b'/'model'/'continual'/'memory.npz') as z:
         assert set(z['labels']) == {'bkl', 'mel', 'nv'} and set(z['data_version']) == {old['data_version'], meta['data_version']}
         assert len(z['labels']) == 24 and z['x'].shape[1:] == (32, 32, 3)
+    rep = cli_inproc('report', tmp_path/'b', '--out', tmp_path/'reports', '--quiet')           # the papermill report shows the accuracy matrix
+    assert rep.returncode == 0, rep.stderr
+    page = next((tmp_path/'reports').glob('*.html')).read_text()
+    assert 'Keeping what it knew' in page and 'BWT' in page and 'test_0' in page and 'test_1' in page
+    assert (tmp_path/'b'/'report'/'continual'/'accuracy_matrix.png').exists()
     bad = cli_inproc('train', *as_sets(second), '--continue-from', tmp_path/'nowhere', '--run-dir', tmp_path/'c', '--quiet')
     assert bad.returncode == 2 and 'nowhere' in bad.stderr and 'Traceback' not in bad.stderr
     bad = cli_inproc('train', *as_sets(second), '--set', 'continual.method=replay+ewk', '--continue-from', tmp_path/'a', '--run-dir', tmp_path/'c', '--quiet')
