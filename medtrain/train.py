@@ -313,7 +313,8 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
         split = _run_split(cfg, rd, split, info, progress, main)
         if main: rd.update_run(data_version=split.version, classes=split.classes, n_images=len(split.table), processes=num_distrib() or 1,
                                **({} if resume else {'duplicates_dropped': len(split.duplicates)}))
-        run_cfg, auto = resolve_auto(cfg, split, device, progress) if not cfg.data.tasks else (cfg, {})   # every `auto`: printed once, recorded in run.json
+        run_cfg, auto = resolve_auto(cfg, split, device, progress) if main and not cfg.data.tasks else (cfg, {})   # every `auto`: printed once, recorded in run.json
+        if is_distributed(): run_cfg, auto = broadcast_object((run_cfg, auto))   # measured once, on rank 0: every rank trains with the same choices
         if main and auto: rd.update_run(auto=auto)
         learn = build_learner(run_cfg, split, device, rd.path, pretrained=not resume, progress=progress, run_dir=rd.path,
                               cbs=cbs_distrib + cbs_track + list(cbs))
