@@ -13,6 +13,7 @@ from torch import nn
 from .config import Config, ConfigError
 from .cache import default_cache_dir, resolve_cache
 from .models import build_model
+from .losses import loss_takes
 
 # %% auto #0
 __all__ = ['IMBALANCE_RATIO', 'FAST_PATH_FORMAT', 'resolve_imbalance', 'amp_dtype', 'fast_path_candidates', 'time_candidates',
@@ -134,7 +135,9 @@ def resolve_auto(cfg: Config, split, device='cpu', progress: bool = False) -> tu
     choices = {}
     if d.imbalance == 'auto':
         counts = split.table[split.table.split == 'train'].label.value_counts().reindex(split.classes, fill_value=0).tolist()
-        v, why = resolve_imbalance('auto', counts); choices['data.imbalance'] = dict(value=v, why=why)
+        v, why = resolve_imbalance('auto', counts)
+        if v == 'weighted_loss' and not loss_takes(cfg.train.loss, 'weight'): v, why = 'none', f"{why}, but train.loss {cfg.train.loss} takes no class weights"
+        choices['data.imbalance'] = dict(value=v, why=why)
     if d.cache == 'auto':
         tv = split.table[split.table.split.isin(['train', 'valid'])]
         v, why = resolve_cache('auto', tv.path, d.size, split.n_in, d.cache_dir); choices['data.cache'] = dict(value=v, why=why)

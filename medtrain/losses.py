@@ -13,7 +13,7 @@ from .config import Choices, ConfigError, import_object
 
 # %% auto #0
 __all__ = ['LOSSES', 'register_loss', 'cross_entropy', 'focal', 'SymmetricCrossEntropy', 'symmetric_ce', 'class_balanced_weights',
-           'class_balanced', 'loss_factory', 'build_loss']
+           'class_balanced', 'loss_factory', 'loss_takes', 'build_loss']
 
 # %% ../nbs/04_losses.ipynb #60d2c7d6
 LOSSES = Choices('loss', 'train.loss')
@@ -74,6 +74,12 @@ def loss_factory(loss: str):
     try: return LOSSES.get(loss)
     except ConfigError as e: raise ConfigError(f"{e}; or an import path package.module:Callable") from None
 
+def loss_takes(loss: str, param: str) -> bool:
+    "Whether the loss named `loss` accepts keyword `param` (e.g. `weight`: class weights, which `data.imbalance: auto` may add)."
+    try: factory = import_object(loss, 'train.loss') if ':' in loss else loss_factory(loss)
+    except ConfigError: return True   # an unknown name is reported by `build_loss`, with suggestions
+    return param in inspect.signature(factory).parameters
+
 def build_loss(loss: str = 'cross_entropy', loss_kwargs: dict | None = None, label_smoothing: float = 0., weight=None,
                class_counts=None):
     "The loss named `loss` (registry name or `package.module:Callable`) built with `loss_kwargs`; `class_counts` for losses that want them."
@@ -83,6 +89,6 @@ def build_loss(loss: str = 'cross_entropy', loss_kwargs: dict | None = None, lab
     if 'class_counts' in params: kw.setdefault('class_counts', class_counts)
     for k, v in (('label_smoothing', label_smoothing), ('weight', weight)):
         if k in params: kw.setdefault(k, v)
-        elif (v is not None and v != 0.): raise ConfigError(f"train.loss: {loss} does not take {k}")
+        elif (v is not None) if k == 'weight' else (v != 0.): raise ConfigError(f"train.loss: {loss} does not take {k}")   # weight: a tensor
     try: return factory(**kw)
     except TypeError as e: raise ConfigError(f"train.loss_kwargs: {e}") from None
