@@ -45,6 +45,12 @@ def _serve(args):
     serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=demo_mounter(limits))
 
 def _predict(args):
+    from medtrain.registry import resolve_model
+    from medtrain.text import is_text_model
+    if is_text_model(resolve_model(args.model, args.registry)):   # a text file (one per line) or a CSV/TSV column
+        from medtrain.text_serve import predict_texts
+        r = predict_texts(args.model, args.input, args.output, args.column, args.bs, args.registry, progress=not args.quiet)
+        print(f"{r['n_predicted']} texts predicted → {r['output']}, {r['seconds']}s"); return
     from medtrain.predict import predict_files
     r = predict_files(args.model, args.input, args.output, bs=args.bs, backend=args.backend, registry=args.registry, progress=not args.quiet)
     print(f"{r['n_predicted']} predicted, {r['n_already_done']} already in {r['output']}, {r['n_failed']} skipped"
