@@ -35,8 +35,8 @@ from .train import RunDir, new_run_dir, prepare_run_dir, environment_info, train
 __all__ = ['SPLIT_NAMES', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'TEXT_FILES', 'read_text_table', 'split_text_table',
            'read_unlabelled', 'TextSplit', 'prepare_text', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner',
            'save_lm', 'lm_folder', 'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm',
-           'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model', 'load_text_model', 'text_lm_phase',
-           'text_learner', 'gradual_unfreeze', 'train_text']
+           'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model', 'load_text_model', 'start_text_run',
+           'text_lm_phase', 'text_learner', 'gradual_unfreeze', 'train_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -297,6 +297,26 @@ def load_text_model(model_dir, device='cpu') -> TextPredictor:
     model.load_state_dict(load_file(str(folder/WEIGHTS)))
     return TextPredictor(model.to(device).eval(), codec, meta)
 
+# %% ../nbs/06t_text.ipynb #2d92caea
+def start_text_run(cfg: Config, run_dir, overwrite: bool, split: TextSplit | None = None):
+    """`(run dir, split, device, start time)` of a new text run: the run dir prepared (never another run's folder), its
+    config and `run.json` written, the data read (unless given) and its `splits.csv` saved. Every text trainer starts here."""
+    device = get_device(cfg.train.device)
+    if run_dir is not None: prepare_run_dir(run_dir, overwrite)
+    rd = new_run_dir(cfg, run_dir)
+    start = time.time()
+    save_config(cfg, rd/'config.yaml')
+    rd.write_json('run.json', dict(status='running', started=datetime.now(timezone.utc).isoformat(), device=str(device), modality='text',
+                                   command=' '.join(sys.argv), **environment_info()))
+    try:
+        seed_everything(cfg.train.seed)
+        split = split or prepare_text(cfg.data)
+        split.table.to_csv(rd/'splits.csv', index=False)
+    except BaseException as e:
+        rd.update_run(status='failed', error=f"{type(e).__name__}: {e}", duration_s=round(time.time() - start, 2)); raise
+    return rd, split, device, start
+
+
 # %% ../nbs/06t_text.ipynb #6a9cdeeb
 class _History(Callback):
     "Append each epoch of every fit of this run (LM and classifier phases) to `history.csv`, with the phase's name."
@@ -368,17 +388,8 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
     TEXT_ARCHS.get(arch)   # a typo fails before a run dir exists
     progress = cfg.train.progress if progress is None else progress
     lm_src = lm_folder(cfg.model.pretrained) if cfg.model.pretrained else None
-    device = get_device(cfg.train.device)
-    if run_dir is not None: prepare_run_dir(run_dir, overwrite)
-    rd = new_run_dir(cfg, run_dir)
-    start = time.time()
-    save_config(cfg, rd/'config.yaml')
-    rd.write_json('run.json', dict(status='running', started=datetime.now(timezone.utc).isoformat(), device=str(device), modality='text',
-                                   command=' '.join(sys.argv), **environment_info()))
+    rd, split, device, start = start_text_run(cfg, run_dir, overwrite, split)
     try:
-        seed_everything(cfg.train.seed)
-        split = split or prepare_text(cfg.data)
-        split.table.to_csv(rd/'splits.csv', index=False)
         counts = split.table.split.value_counts()
         _say(progress, f"data: {len(split.table)} texts, {len(split.classes)} classes, train/valid/test = {counts.get('train', 0)}/"
                        f"{counts.get('valid', 0)}/{counts.get('test', 0)}, {len(split.unlabelled)} unlabelled, version {split.version}")

@@ -21,7 +21,7 @@ from .losses import build_loss
 from .callbacks import build_callbacks, build_opt, fit
 from .runs import record_run
 from .train import new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
-from .text import TextSplit, prepare_text, TEXT_LOADERS, TEXT_TRAINERS, _History, _own, _sha256
+from .text import TextSplit, prepare_text, start_text_run, TEXT_LOADERS, TEXT_TRAINERS, _History, _own, _sha256
 
 # %% auto #0
 __all__ = ['HF_PREFIX', 'hf_source', 'HFClassifier', 'hf_splitter', 'load_hf', 'hf_encode', 'hf_dls', 'HFPredictor',
@@ -127,17 +127,8 @@ def train_hf(cfg: Config, run_dir=None, progress: bool | None = None, overwrite:
     "Fine-tune the transformers encoder `model.arch: hf:PATH` as a classifier of `cfg`'s text data; everything into a run dir."
     src = hf_source(cfg.model.arch)
     progress = cfg.train.progress if progress is None else progress
-    device = get_device(cfg.train.device)
-    if run_dir is not None: prepare_run_dir(run_dir, overwrite)
-    rd = new_run_dir(cfg, run_dir)
-    start = time.time()
-    save_config(cfg, rd/'config.yaml')
-    rd.write_json('run.json', dict(status='running', started=datetime.now(timezone.utc).isoformat(), device=str(device), modality='text',
-                                   command=' '.join(sys.argv), **environment_info()))
+    rd, split, device, start = start_text_run(cfg, run_dir, overwrite, split)
     try:
-        seed_everything(cfg.train.seed)
-        split = split or prepare_text(cfg.data)
-        split.table.to_csv(rd/'splits.csv', index=False)
         rd.update_run(data_version=split.version, classes=split.classes, n_texts=len(split.table))
         tokenizer, model = load_hf(src, len(split.classes))
         counts = split.part('train').label.value_counts().reindex(split.classes, fill_value=0).tolist()
