@@ -25,7 +25,8 @@ from safetensors.torch import save_file, load_file
 import medtrain
 from .config import Config, ConfigError, DataError, MedtrainError, Choices, seed_everything, get_device, save_config
 from .metrics import compute_metrics, plot_confusion, plot_history
-from .losses import build_loss
+from .losses import build_loss, loss_takes
+from .auto import resolve_imbalance
 from .models import SIDECAR, WEIGHTS
 from .callbacks import build_callbacks, build_opt, fit
 from .runs import record_run
@@ -36,7 +37,7 @@ __all__ = ['SPLIT_NAMES', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'TEXT_F
            'read_unlabelled', 'TextSplit', 'prepare_text', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner',
            'save_lm', 'lm_folder', 'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm',
            'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model', 'load_text_model', 'start_text_run',
-           'text_lm_phase', 'text_learner', 'gradual_unfreeze', 'train_text']
+           'text_class_weights', 'text_lm_phase', 'text_learner', 'gradual_unfreeze', 'train_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -317,6 +318,16 @@ def start_text_run(cfg: Config, run_dir, overwrite: bool, split: TextSplit | Non
     return rd, split, device, start
 
 
+# %% ../nbs/06t_text.ipynb #56a5bd44
+def text_class_weights(cfg: Config, split: TextSplit) -> tuple[list, torch.Tensor | None]:
+    """`(train class counts, class weights or None)`: `data.imbalance` as for images — `auto` weights the loss when the
+    largest/smallest train class exceeds 3 and the loss takes class weights (`medtrain.auto.resolve_imbalance`)."""
+    counts = split.part('train').label.value_counts().reindex(split.classes, fill_value=0).tolist()
+    choice = resolve_imbalance(cfg.data.imbalance, counts)[0]
+    if cfg.data.imbalance == 'auto' and not loss_takes(cfg.train.loss, 'weight'): choice = 'none'
+    return counts, (balanced_class_weights(counts) if choice == 'weighted_loss' else None)
+
+
 # %% ../nbs/06t_text.ipynb #6a9cdeeb
 class _History(Callback):
     "Append each epoch of every fit of this run (LM and classifier phases) to `history.csv`, with the phase's name."
@@ -361,8 +372,7 @@ def _quiet(learn, progress, f):
 
 def text_learner(cfg: Config, codec: TextCodec, split: TextSplit, device, path='.', lm_dir=None, progress: bool = True, cbs=()) -> TextLearner:
     "Step 2's Learner: the AWD-LSTM classifier (encoder from `lm_dir` when given), the configured loss, optimizer and callbacks."
-    counts = split.part('train').label.value_counts().reindex(split.classes, fill_value=0).tolist()
-    weight = balanced_class_weights(counts) if cfg.data.imbalance == 'weighted_loss' else None
+    counts, weight = text_class_weights(cfg, split)
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=counts)
     model = text_classifier(codec, len(split.classes), cfg.model.arch)
     if lm_dir is not None: load_encoder_from_lm(model, lm_dir)

@@ -21,7 +21,7 @@ from .losses import build_loss
 from .callbacks import build_callbacks, build_opt, fit
 from .runs import record_run
 from .train import new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
-from .text import TextSplit, prepare_text, start_text_run, TEXT_LOADERS, TEXT_TRAINERS, _History, _own, _sha256
+from .text import TextSplit, prepare_text, start_text_run, text_class_weights, TEXT_LOADERS, TEXT_TRAINERS, _History, _own, _sha256
 
 # %% auto #0
 __all__ = ['HF_PREFIX', 'hf_source', 'HFClassifier', 'hf_splitter', 'load_hf', 'hf_encode', 'hf_dls', 'HFPredictor',
@@ -131,8 +131,7 @@ def train_hf(cfg: Config, run_dir=None, progress: bool | None = None, overwrite:
     try:
         rd.update_run(data_version=split.version, classes=split.classes, n_texts=len(split.table))
         tokenizer, model = load_hf(src, len(split.classes))
-        counts = split.part('train').label.value_counts().reindex(split.classes, fill_value=0).tolist()
-        weight = balanced_class_weights(counts) if cfg.data.imbalance == 'weighted_loss' else None
+        counts, weight = text_class_weights(cfg, split)
         loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=counts)
         learn = Learner(hf_dls(tokenizer, split, cfg.train.bs, device), model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd),
                         splitter=hf_splitter, path=rd.path, model_dir='checkpoints', metrics=training_metrics(),
