@@ -55,7 +55,7 @@ def hf_splitter(model): return [list(model.encoder.parameters()), list(model.hea
 def load_hf(src: str, n_out: int):
     "`(tokenizer, HFClassifier)` with the pretrained encoder of `src` (local folder or hub id)."
     from transformers import AutoModel, AutoTokenizer
-    try: return AutoTokenizer.from_pretrained(src), HFClassifier(AutoModel.from_pretrained(src), n_out)
+    try: return AutoTokenizer.from_pretrained(src), HFClassifier(AutoModel.from_pretrained(src, use_safetensors=True), n_out)   # safetensors only: no pickled weights are loaded
     except OSError as e: raise ConfigError(f"model.arch: hf:{src}: cannot load it ({str(e).splitlines()[0]})") from None
 
 # %% ../nbs/06u_text_hf.ipynb #a1b70185
