@@ -52,7 +52,7 @@ test: install browser kubectl postgres
 	@scratch=$$(mktemp -d -t medtrain-test-XXXXXX) && echo ">> scratch folder of this test run: $$scratch" && \
 	export TMPDIR=$$scratch MEDTRAIN_CACHE_DIR=$$scratch/cache && \
 	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow && \
-	$(BIN)/pytest -ra && \
+	$(BIN)/pytest -ra --durations=30 && \
 	{ echo ">> scratch folder: $$(du -sh $$scratch | cut -f1), removed"; rm -rf "$$scratch"; } || \
 	{ echo "!! tests failed; their scratch files are kept in $$scratch" >&2; exit 1; }
 
