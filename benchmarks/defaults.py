@@ -109,7 +109,7 @@ def main(argv=None):
         with open(ROOT/'benchmarks'/'RESULTS.md', 'a') as f:
             f.write(f"\n### Defaults — plain fastai vs `medtrain train` with no flags vs the compute floor, whole process per epoch\n"
                     f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine()}; load average at the end "
-                    f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared with four other engineers' jobs: absolute seconds are noisy, "
+                    f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} ({'idle' if load[0] < 2.5 else 'shared with other jobs: absolute seconds are noisy'}; "
                     f"the three processes of a row ran back to back, median of {a.repeats})\n"
                     f"- command: `python benchmarks/defaults.py {shlex.join(sys.argv[1:])}`; {a.epochs} epochs, bs {a.bs}; per epoch = "
                     "process wall time / epochs (imports, data preparation, the first run's measurement and cache build included)\n\n"
