@@ -60,7 +60,7 @@ def test_hub_weights_offline_stop_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path/'empty-cache'))   # not in the cache either
     for src in ('true', 'hf-hub:timm/resnet18.a1_in1k'):
-        r = medtrain_inproc('train', *as_sets(tiny_config(tmp_path, f'model.pretrained={src}')), '--run-dir', tmp_path/'run', '--quiet')
+        r = medtrain_inproc('train', *as_sets(tiny_config(tmp_path, 'model.arch=resnet18', f'model.pretrained={src}')), '--run-dir', tmp_path/'run', '--quiet')
         assert r.returncode == 2 and 'HF_HUB_OFFLINE is set' in r.stderr and 'model.pretrained=/path/to/model.safetensors' in r.stderr, r.stderr
         assert 'Traceback' not in r.stderr and not (tmp_path/'run').exists() and not (tmp_path/'data').exists()   # no run, no data
 
