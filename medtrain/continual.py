@@ -132,15 +132,21 @@ class ReplayMemory:
         if not f.exists(): return None
         with np.load(f, allow_pickle=False) as z: return cls(z['x'], z['labels'], z['sha256'], z['data_version'])
 
+    def images(self, classes) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(x, y)`: the images as stored (uint8 N×C×H×W, for the training DataLoader's own batch transforms) and their class indices in `classes`."
+        return torch.from_numpy(self.x).permute(0, 3, 1, 2).contiguous(), torch.tensor([list(classes).index(c) for c in self.labels], dtype=torch.long)
+
     def tensors(self, classes, n_in: int) -> tuple[torch.Tensor, torch.Tensor]:
-        "`(x, y)`: the images normalised as training normalises them (N×C×H×W float) and their class indices in `classes`."
+        "`(x, y)`: the images normalised as evaluation normalises them (N×C×H×W float, no augmentation; for the Fisher information) and their class indices."
         mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in norm_stats(n_in))
-        x = (torch.from_numpy(self.x).permute(0, 3, 1, 2).float() / 255 - mean) / std
-        return x, torch.tensor([list(classes).index(c) for c in self.labels], dtype=torch.long)
+        x, y = self.images(classes)
+        return (x.float() / 255 - mean) / std, y
 
 # %% ../nbs/06c_continual.ipynb #b6b02950
 class ReplayCallback(Callback):
-    "Mix memory images into every training batch: `fraction` of each batch comes from the memory (appended, so no new image is dropped)."
+    """Mix memory images into every training batch: `fraction` of each batch comes from the memory (appended, so no new image is dropped).
+    `x`: the memory as the DataLoader's items are before its batch transforms (uint8 N×C×H×W images); replayed images go through
+    those transforms (augmentation, normalisation), resized first to the batch's size when progressive resizing changed it."""
     order = -10   # before MixUp/CutMix, which then mix memory and new images alike
     def __init__(self, x: torch.Tensor, y: torch.Tensor, fraction: float = 0.3, seed: int = 0):
         self.mx, self.my, self.fraction = x, y, fraction
@@ -150,9 +156,16 @@ class ReplayCallback(Callback):
         xb, yb = self.learn.xb[0], self.learn.yb[0]
         k = max(1, round(len(yb) * self.fraction / (1 - self.fraction)))
         idx = torch.randint(len(self.my), (k,), generator=self.gen)
-        mx = self.mx[idx].to(xb.device, xb.dtype)
+        mx, my = self.mx[idx].to(xb.device), self.my[idx].to(yb.device)
+        if mx.ndim == 4 and mx.shape[-2:] != xb.shape[-2:]:   # progressive resizing: squish to this epoch's size, as Resize does for new images
+            mx = F.interpolate(mx.float(), size=tuple(xb.shape[-2:]), mode='bilinear', antialias=True).round().clamp(0, 255).to(self.mx.dtype)
+        mx, my = self.learn.dl.after_batch((mx.as_subclass(type(xb)), my.as_subclass(type(yb))))   # the new images' augmentation and normalisation
+        mx = mx.to(xb.dtype)
         if xb.is_contiguous(memory_format=torch.channels_last): mx = mx.contiguous(memory_format=torch.channels_last)
-        self.learn.xb, self.learn.yb = (torch.cat([xb, mx]),), (torch.cat([yb, self.my[idx].to(yb.device)]),)
+        self.learn.xb, self.learn.yb = (torch.cat([xb, mx]),), (torch.cat([yb, my]),)
+    def state_dict(self) -> dict: return {'gen': self.gen.get_state()}   # a resumed run replays the same images
+    def load_state_dict(self, state: dict): self.gen.set_state(state['gen'])
+
 
 # %% ../nbs/06c_continual.ipynb #a5d59a33
 class LwFCallback(Callback):
@@ -213,7 +226,7 @@ class Experience:
     def __init__(self, old_model, old_meta, memory, classes, cfg, old_dir):
         self.old_model, self.old_meta, self.memory, self.classes, self.cfg, self.old_dir = old_model, old_meta, memory, classes, cfg, old_dir
         self.new_idx, self.old_idx = class_map(old_meta['classes'], classes)
-        self.mem_x, self.mem_y = memory.tensors(classes, old_meta['n_in']) if memory is not None and len(memory) else (None, None)
+        self.mem_x, self.mem_y = memory.images(classes) if memory is not None and len(memory) else (None, None)   # uint8: replayed through the batch transforms
 
 @METHODS.register('none')
 def _plain(exp: Experience) -> list: return []
@@ -234,8 +247,8 @@ def _ewc(exp: Experience) -> list:
     if f.exists(): fisher = load_file(str(f))
     elif exp.mem_x is not None:
         old_classes = exp.old_meta['classes']
-        y_old = torch.tensor([old_classes.index(c) for c in exp.memory.labels])
-        fisher = fisher_information(exp.old_model, exp.mem_x, y_old, exp.cfg.continual.fisher_samples)
+        x, y_old = exp.memory.tensors(old_classes, exp.old_meta['n_in'])
+        fisher = fisher_information(exp.old_model, x, y_old, exp.cfg.continual.fisher_samples)
     else: raise ConfigError(f"continual.method ewc: {exp.old_dir} has neither Fisher information nor a replay memory to compute it from")
     anchor = {k: v.detach().clone() for k, v in exp.old_model.state_dict().items()}
     return [EWCCallback(fisher, anchor, exp.cfg.continual.ewc_weight)]
