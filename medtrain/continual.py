@@ -16,7 +16,7 @@ from PIL import Image
 from fastai.callback.core import Callback
 from safetensors.torch import save_file, load_file
 
-from .config import Config, ConfigError, MedtrainError, Choices, get_device
+from .config import Config, ConfigError, MedtrainError, Choices, get_device, load_config
 from .images import open_image
 from .data import test_dl, norm_stats
 from .metrics import predict
@@ -31,7 +31,7 @@ __all__ = ['CONTINUAL_DIR', 'MEMORY_FILE', 'FISHER_FILE', 'LINEAGE_FILE', 'STYLE
            'restyle', 'find_classifier', 'class_map', 'continue_weights', 'ReplayMemory', 'ReplayCallback',
            'LwFCallback', 'EWCCallback', 'fisher_information', 'ContinueFrom', 'Experience', 'method_names',
            'accuracy_on', 'read_lineage', 'origin_run', 'load_memory', 'test_set_path', 'remember', 'model_folder',
-           'lineage_matrix', 'forgetting', 'train_continual']
+           'lineage_matrix', 'forgetting', 'train_continual', 'method_callbacks', 'resume_continual']
 
 # %% ../nbs/06c_continual.ipynb #3e7f063a
 STYLES = Choices('scanner style', 'style')
@@ -371,16 +371,16 @@ def forgetting(matrix: pd.DataFrame) -> float:
 
 # %% ../nbs/06c_continual.ipynb #b4a2ab90
 def train_continual(cfg: Config, continue_from=None, run_dir=None, resolve=None, progress: bool | None = None,
-                    overwrite: bool = False, split: Split | None = None) -> RunResult:
+                    overwrite: bool = False, split: Split | None = None, extra_cbs=()) -> RunResult:
     """`train(cfg)`, continuing from the model `continue_from` (default `cfg.continual.continue_from`; a model folder or run dir,
     or anything `resolve` turns into one, e.g. `NAME@production` with the registry's `resolve_model`) with `cfg.continual.method`;
     then `remember` the experience in the model folder. Without a model to continue from: a first experience (memory and
-    lineage written, so that it can be continued)."""
+    lineage written, so that it can be continued). `extra_cbs`: more fastai callbacks for this call only."""
     c = cfg.continual
     continue_from = continue_from if continue_from is not None else c.continue_from
     progress = cfg.train.progress if progress is None else progress
     if continue_from is None:
-        res = train(cfg, run_dir, progress, overwrite=overwrite, split=split)
+        res = train(cfg, run_dir, progress, overwrite=overwrite, split=split, cbs=extra_cbs)
         remember(res, cfg, None, 'none', progress)
         return res
     names = method_names(c.method)   # a typo fails before any work
@@ -391,20 +391,40 @@ def train_continual(cfg: Config, continue_from=None, run_dir=None, resolve=None,
     if cfg.model.arch != fixed['arch'] or cfg.data.size != old_meta['size'] or cfg.model.pretrained:
         _say(progress, f"continuing {old_dir}: model.arch {fixed['arch']}, data.size {old_meta['size']} (the model's own), no model.pretrained")
     cfg = cfg.model_copy(update=dict(model=cfg.model.model_copy(update=dict(**fixed, pretrained=False)),
-                                     data=cfg.data.model_copy(update=dict(size=old_meta['size'])),
-                                     continual=c.model_copy(update=dict(continue_from=str(continue_from)))))
+                                     data=cfg.data.model_copy(update=dict(size=old_meta['size'])),   # the run's config names the folder, not a stage that moves:
+                                     continual=c.model_copy(update=dict(continue_from=str(Path(old_dir).resolve())))))   # what `--resume` continues from
     split = split or prepare_data(cfg.data, n_in=fixed['n_in'], progress=progress)
     classes = sorted(set(old_meta['classes']) | set(split.classes))
     added = [k for k in classes if k not in old_meta['classes']]
     _say(progress, f"continual: method {'+'.join(names)} from {continue_from}; classes {len(old_meta['classes'])} → {len(classes)}"
          + (f" (new: {', '.join(added)})" if added else ''))
     split = replace(split, classes=classes)
-    memory = load_memory(old_dir, c.memory, cfg.train.seed)
-    exp = Experience(old_model, old_meta, memory, classes, cfg, old_dir)
     cbs = [ContinueFrom({k: v.detach().cpu() for k, v in old_model.state_dict().items()}, old_meta['classes'], classes)]
-    for n in names: cbs += METHODS.get(n)(exp)
-    res = train(cfg, run_dir, progress, overwrite=overwrite, split=split, cbs=cbs)
+    cbs += method_callbacks(cfg, old_model, old_meta, old_dir, classes)
+    res = train(cfg, run_dir, progress, overwrite=overwrite, split=split, cbs=list(cbs) + list(extra_cbs))
     remember(res, cfg, old_dir, '+'.join(names), progress)
+    return res
+
+def method_callbacks(cfg: Config, old_model, old_meta: dict, old_dir, classes) -> list:
+    "The callbacks of `cfg.continual.method` (each name in `METHODS`), continuing the model in `old_dir` on `classes`."
+    exp = Experience(old_model, old_meta, load_memory(old_dir, cfg.continual.memory, cfg.train.seed), classes, cfg, old_dir)
+    return [cb for n in method_names(cfg.continual.method) for cb in METHODS.get(n)(exp)]
+
+def resume_continual(run_dir, progress: bool | None = None) -> RunResult:
+    """`medtrain train --resume RUN_DIR` of a continued run: the same method callbacks, rebuilt from what the run recorded
+    (its config's `continual.continue_from` folder, its classes); the weights, optimizer and replay RNG come from the checkpoint."""
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir/'config.yaml', environ={})
+    try: old_dir = model_folder(cfg.continual.continue_from)   # a folder (recorded resolved), never a registry stage that has moved since
+    except ConfigError:
+        raise MedtrainError(f"--resume {run_dir}: it continued the model {cfg.continual.continue_from}, which is no longer there; the replay memory, "
+                            f"the old model ({cfg.continual.method}) and the lineage come from it, so the run cannot be resumed as it ran") from None
+    info = json.loads((run_dir/'run.json').read_text()) if (run_dir/'run.json').exists() else {}
+    old_model, old_meta = load_model(old_dir, get_device(cfg.train.device))
+    classes = info.get('classes') or sorted(old_meta['classes'])
+    _say(progress if progress is not None else cfg.train.progress, f"continual: resuming {cfg.continual.method} from {old_dir}")
+    res = train(None, run_dir, progress, resume=True, cbs=method_callbacks(cfg, old_model, old_meta, old_dir, classes))   # no ContinueFrom: the checkpoint has the weights
+    remember(res, cfg, old_dir, '+'.join(method_names(cfg.continual.method)), progress if progress is not None else cfg.train.progress)
     return res
 
 def _say(progress, *a):
