@@ -41,6 +41,10 @@ def _train(args):
         print(f"run dir: {res.run_dir.path}"); return
     from medtrain.train import train
     from medtrain.distributed import is_main_process
+    if args.resume and (Path(args.resume)/'config.yaml').exists() and load_config(Path(args.resume)/'config.yaml', environ={}).continual.continue_from:
+        from medtrain.continual import resume_continual   # a continued run resumes with its replay/LwF/EWC callbacks
+        res = resume_continual(args.resume, progress=False if args.quiet else None)
+        print(f"run dir: {res.run_dir.path}"); return
     continue_from = getattr(args, 'continue_from', None) or (cfg.continual.continue_from if cfg is not None else None)
     if continue_from is not None:   # continual learning: see the continual chapter
         if args.resume: raise ConfigError("--resume continues an interrupted run; --continue-from starts a new one from a model: choose one")

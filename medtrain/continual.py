@@ -16,7 +16,7 @@ from PIL import Image
 from fastai.callback.core import Callback
 from safetensors.torch import save_file, load_file
 
-from .config import Config, ConfigError, MedtrainError, Choices, get_device
+from .config import Config, ConfigError, MedtrainError, Choices, get_device, load_config
 from .images import open_image
 from .data import test_dl, norm_stats
 from .metrics import predict
@@ -31,7 +31,7 @@ __all__ = ['CONTINUAL_DIR', 'MEMORY_FILE', 'FISHER_FILE', 'LINEAGE_FILE', 'STYLE
            'restyle', 'find_classifier', 'class_map', 'continue_weights', 'ReplayMemory', 'ReplayCallback',
            'LwFCallback', 'EWCCallback', 'fisher_information', 'ContinueFrom', 'Experience', 'method_names',
            'accuracy_on', 'read_lineage', 'origin_run', 'load_memory', 'test_set_path', 'remember', 'model_folder',
-           'lineage_matrix', 'forgetting', 'train_continual']
+           'lineage_matrix', 'forgetting', 'train_continual', 'method_callbacks', 'resume_continual']
 
 # %% ../nbs/06c_continual.ipynb #3e7f063a
 STYLES = Choices('scanner style', 'style')
@@ -132,15 +132,21 @@ class ReplayMemory:
         if not f.exists(): return None
         with np.load(f, allow_pickle=False) as z: return cls(z['x'], z['labels'], z['sha256'], z['data_version'])
 
+    def images(self, classes) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(x, y)`: the images as stored (uint8 N×C×H×W, for the training DataLoader's own batch transforms) and their class indices in `classes`."
+        return torch.from_numpy(self.x).permute(0, 3, 1, 2).contiguous(), torch.tensor([list(classes).index(c) for c in self.labels], dtype=torch.long)
+
     def tensors(self, classes, n_in: int) -> tuple[torch.Tensor, torch.Tensor]:
-        "`(x, y)`: the images normalised as training normalises them (N×C×H×W float) and their class indices in `classes`."
+        "`(x, y)`: the images normalised as evaluation normalises them (N×C×H×W float, no augmentation; for the Fisher information) and their class indices."
         mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in norm_stats(n_in))
-        x = (torch.from_numpy(self.x).permute(0, 3, 1, 2).float() / 255 - mean) / std
-        return x, torch.tensor([list(classes).index(c) for c in self.labels], dtype=torch.long)
+        x, y = self.images(classes)
+        return (x.float() / 255 - mean) / std, y
 
 # %% ../nbs/06c_continual.ipynb #b6b02950
 class ReplayCallback(Callback):
-    "Mix memory images into every training batch: `fraction` of each batch comes from the memory (appended, so no new image is dropped)."
+    """Mix memory images into every training batch: `fraction` of each batch comes from the memory (appended, so no new image is dropped).
+    `x`: the memory as the DataLoader's items are before its batch transforms (uint8 N×C×H×W images); replayed images go through
+    those transforms (augmentation, normalisation), resized first to the batch's size when progressive resizing changed it."""
     order = -10   # before MixUp/CutMix, which then mix memory and new images alike
     def __init__(self, x: torch.Tensor, y: torch.Tensor, fraction: float = 0.3, seed: int = 0):
         self.mx, self.my, self.fraction = x, y, fraction
@@ -150,9 +156,16 @@ class ReplayCallback(Callback):
         xb, yb = self.learn.xb[0], self.learn.yb[0]
         k = max(1, round(len(yb) * self.fraction / (1 - self.fraction)))
         idx = torch.randint(len(self.my), (k,), generator=self.gen)
-        mx = self.mx[idx].to(xb.device, xb.dtype)
+        mx, my = self.mx[idx].to(xb.device), self.my[idx].to(yb.device)
+        if mx.ndim == 4 and mx.shape[-2:] != xb.shape[-2:]:   # progressive resizing: squish to this epoch's size, as Resize does for new images
+            mx = F.interpolate(mx.float(), size=tuple(xb.shape[-2:]), mode='bilinear', antialias=True).round().clamp(0, 255).to(self.mx.dtype)
+        mx, my = self.learn.dl.after_batch((mx.as_subclass(type(xb)), my.as_subclass(type(yb))))   # the new images' augmentation and normalisation
+        mx = mx.to(xb.dtype)
         if xb.is_contiguous(memory_format=torch.channels_last): mx = mx.contiguous(memory_format=torch.channels_last)
-        self.learn.xb, self.learn.yb = (torch.cat([xb, mx]),), (torch.cat([yb, self.my[idx].to(yb.device)]),)
+        self.learn.xb, self.learn.yb = (torch.cat([xb, mx]),), (torch.cat([yb, my]),)
+    def state_dict(self) -> dict: return {'gen': self.gen.get_state()}   # a resumed run replays the same images
+    def load_state_dict(self, state: dict): self.gen.set_state(state['gen'])
+
 
 # %% ../nbs/06c_continual.ipynb #a5d59a33
 class LwFCallback(Callback):
@@ -213,7 +226,7 @@ class Experience:
     def __init__(self, old_model, old_meta, memory, classes, cfg, old_dir):
         self.old_model, self.old_meta, self.memory, self.classes, self.cfg, self.old_dir = old_model, old_meta, memory, classes, cfg, old_dir
         self.new_idx, self.old_idx = class_map(old_meta['classes'], classes)
-        self.mem_x, self.mem_y = memory.tensors(classes, old_meta['n_in']) if memory is not None and len(memory) else (None, None)
+        self.mem_x, self.mem_y = memory.images(classes) if memory is not None and len(memory) else (None, None)   # uint8: replayed through the batch transforms
 
 @METHODS.register('none')
 def _plain(exp: Experience) -> list: return []
@@ -234,8 +247,8 @@ def _ewc(exp: Experience) -> list:
     if f.exists(): fisher = load_file(str(f))
     elif exp.mem_x is not None:
         old_classes = exp.old_meta['classes']
-        y_old = torch.tensor([old_classes.index(c) for c in exp.memory.labels])
-        fisher = fisher_information(exp.old_model, exp.mem_x, y_old, exp.cfg.continual.fisher_samples)
+        x, y_old = exp.memory.tensors(old_classes, exp.old_meta['n_in'])
+        fisher = fisher_information(exp.old_model, x, y_old, exp.cfg.continual.fisher_samples)
     else: raise ConfigError(f"continual.method ewc: {exp.old_dir} has neither Fisher information nor a replay memory to compute it from")
     anchor = {k: v.detach().clone() for k, v in exp.old_model.state_dict().items()}
     return [EWCCallback(fisher, anchor, exp.cfg.continual.ewc_weight)]
@@ -358,16 +371,16 @@ def forgetting(matrix: pd.DataFrame) -> float:
 
 # %% ../nbs/06c_continual.ipynb #b4a2ab90
 def train_continual(cfg: Config, continue_from=None, run_dir=None, resolve=None, progress: bool | None = None,
-                    overwrite: bool = False, split: Split | None = None) -> RunResult:
+                    overwrite: bool = False, split: Split | None = None, extra_cbs=()) -> RunResult:
     """`train(cfg)`, continuing from the model `continue_from` (default `cfg.continual.continue_from`; a model folder or run dir,
     or anything `resolve` turns into one, e.g. `NAME@production` with the registry's `resolve_model`) with `cfg.continual.method`;
     then `remember` the experience in the model folder. Without a model to continue from: a first experience (memory and
-    lineage written, so that it can be continued)."""
+    lineage written, so that it can be continued). `extra_cbs`: more fastai callbacks for this call only."""
     c = cfg.continual
     continue_from = continue_from if continue_from is not None else c.continue_from
     progress = cfg.train.progress if progress is None else progress
     if continue_from is None:
-        res = train(cfg, run_dir, progress, overwrite=overwrite, split=split)
+        res = train(cfg, run_dir, progress, overwrite=overwrite, split=split, cbs=extra_cbs)
         remember(res, cfg, None, 'none', progress)
         return res
     names = method_names(c.method)   # a typo fails before any work
@@ -378,20 +391,40 @@ def train_continual(cfg: Config, continue_from=None, run_dir=None, resolve=None,
     if cfg.model.arch != fixed['arch'] or cfg.data.size != old_meta['size'] or cfg.model.pretrained:
         _say(progress, f"continuing {old_dir}: model.arch {fixed['arch']}, data.size {old_meta['size']} (the model's own), no model.pretrained")
     cfg = cfg.model_copy(update=dict(model=cfg.model.model_copy(update=dict(**fixed, pretrained=False)),
-                                     data=cfg.data.model_copy(update=dict(size=old_meta['size'])),
-                                     continual=c.model_copy(update=dict(continue_from=str(continue_from)))))
+                                     data=cfg.data.model_copy(update=dict(size=old_meta['size'])),   # the run's config names the folder, not a stage that moves:
+                                     continual=c.model_copy(update=dict(continue_from=str(Path(old_dir).resolve())))))   # what `--resume` continues from
     split = split or prepare_data(cfg.data, n_in=fixed['n_in'], progress=progress)
     classes = sorted(set(old_meta['classes']) | set(split.classes))
     added = [k for k in classes if k not in old_meta['classes']]
     _say(progress, f"continual: method {'+'.join(names)} from {continue_from}; classes {len(old_meta['classes'])} → {len(classes)}"
          + (f" (new: {', '.join(added)})" if added else ''))
     split = replace(split, classes=classes)
-    memory = load_memory(old_dir, c.memory, cfg.train.seed)
-    exp = Experience(old_model, old_meta, memory, classes, cfg, old_dir)
     cbs = [ContinueFrom({k: v.detach().cpu() for k, v in old_model.state_dict().items()}, old_meta['classes'], classes)]
-    for n in names: cbs += METHODS.get(n)(exp)
-    res = train(cfg, run_dir, progress, overwrite=overwrite, split=split, cbs=cbs)
+    cbs += method_callbacks(cfg, old_model, old_meta, old_dir, classes)
+    res = train(cfg, run_dir, progress, overwrite=overwrite, split=split, cbs=list(cbs) + list(extra_cbs))
     remember(res, cfg, old_dir, '+'.join(names), progress)
+    return res
+
+def method_callbacks(cfg: Config, old_model, old_meta: dict, old_dir, classes) -> list:
+    "The callbacks of `cfg.continual.method` (each name in `METHODS`), continuing the model in `old_dir` on `classes`."
+    exp = Experience(old_model, old_meta, load_memory(old_dir, cfg.continual.memory, cfg.train.seed), classes, cfg, old_dir)
+    return [cb for n in method_names(cfg.continual.method) for cb in METHODS.get(n)(exp)]
+
+def resume_continual(run_dir, progress: bool | None = None) -> RunResult:
+    """`medtrain train --resume RUN_DIR` of a continued run: the same method callbacks, rebuilt from what the run recorded
+    (its config's `continual.continue_from` folder, its classes); the weights, optimizer and replay RNG come from the checkpoint."""
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir/'config.yaml', environ={})
+    try: old_dir = model_folder(cfg.continual.continue_from)   # a folder (recorded resolved), never a registry stage that has moved since
+    except ConfigError:
+        raise MedtrainError(f"--resume {run_dir}: it continued the model {cfg.continual.continue_from}, which is no longer there; the replay memory, "
+                            f"the old model ({cfg.continual.method}) and the lineage come from it, so the run cannot be resumed as it ran") from None
+    info = json.loads((run_dir/'run.json').read_text()) if (run_dir/'run.json').exists() else {}
+    old_model, old_meta = load_model(old_dir, get_device(cfg.train.device))
+    classes = info.get('classes') or sorted(old_meta['classes'])
+    _say(progress if progress is not None else cfg.train.progress, f"continual: resuming {cfg.continual.method} from {old_dir}")
+    res = train(None, run_dir, progress, resume=True, cbs=method_callbacks(cfg, old_model, old_meta, old_dir, classes))   # no ContinueFrom: the checkpoint has the weights
+    remember(res, cfg, old_dir, '+'.join(method_names(cfg.continual.method)), progress if progress is not None else cfg.train.progress)
     return res
 
 def _say(progress, *a):

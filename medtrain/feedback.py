@@ -65,13 +65,14 @@ class Feedback(BaseModel):
     label: str = Field(max_length=256, description="the true class, one of the model's classes")
 
 def feedback_router(store: FeedbackStore, classes):
-    "`POST /feedback` `{prediction_id, label}`: a FastAPI router `create_app` includes when a feedback store is configured."
+    """`POST /feedback` `{prediction_id, label}`: a FastAPI router `create_app` includes when a feedback store is configured.
+    `classes`: the class list, or a function returning the classes of the model answering now (read on every request)."""
     from fastapi import APIRouter
     from fastapi.responses import JSONResponse
     router = APIRouter()
     @router.post('/feedback', summary="Report the true label of an earlier prediction (for live accuracy: `medtrain monitor --feedback`)")
     def feedback(body: Feedback):
-        try: return store.add(body.prediction_id, body.label, list(classes))
+        try: return store.add(body.prediction_id, body.label, list(classes() if callable(classes) else classes))
         except FeedbackError as e: return JSONResponse({'detail': str(e)}, status_code=e.status)
     return router
 

@@ -358,7 +358,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     # what later chapters and routers read: the version answering now (`current()`), the shared metrics, the limits
     app.state.medtrain = dict(state=state, current=current, limits=limits, metrics=metrics, top_k=top_k,
                               meta=meta, monitor=first.monitor, model_dir=first.model_dir)
-    if store is not None: app.include_router(feedback_router(store, meta['classes']))
+    if store is not None: app.include_router(feedback_router(store, lambda: current().meta['classes']))   # the classes of the version answering now
 
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):

@@ -267,6 +267,7 @@ def _run_split(cfg: Config, rd: RunDir, split: Split | None, info: dict | None, 
         split = read_split(rd.path, cfg.model.n_in, cfg.data.tasks)   # every file hashed again: a file changed since the start is caught
         if split.version != info.get('data_version'):
             raise MedtrainError(f"--resume: the data changed since the run started (version {info.get('data_version')} → {split.version})")
+        if info.get('classes'): split.classes = list(info['classes'])   # the head the run built: a continued model's may know classes its data lacks
     elif split is None:
         with main_process_first():   # rank 0 generates/unpacks data once; the others then read it
             split = prepare_data(cfg.data, rd.path, cfg.model.n_in, progress, write=main)

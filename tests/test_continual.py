@@ -6,17 +6,28 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 
-from conftest import tiny_config, as_sets
+from conftest import as_sets, medtrain_inproc
 
 FAST = ['model.arch=medcnn_small', 'augment.enabled=false', 'data.cache=memory', 'train.lr=3e-3']
+COMMON = [*FAST, 'data.size=32', 'train.bs=16', 'train.device=cpu', 'data.test_pct=0.3', 'continual.margin=0.1']
 
-def test_continue_from_adds_a_new_class_and_remembers_the_old_data(tmp_path, cli_inproc):
-    first = tiny_config(tmp_path, *FAST, 'data.synthetic.n_classes=2', 'data.synthetic.n_images=60', 'train.epochs=1')
-    cli_inproc('train', *as_sets(first), '--run-dir', tmp_path/'a', '--quiet', check=True)
-    old = json.loads((tmp_path/'a'/'model'/'model.json').read_text())
-    second = tiny_config(None, *FAST, f'data.path={tmp_path}/data3', 'data.synthetic.n_classes=3', 'data.synthetic.n_images=60',
-                         'train.epochs=1', 'data.seed=7', 'continual.memory=24')
-    r = cli_inproc('train', *as_sets(second), '--continue-from', tmp_path/'a', '--run-dir', tmp_path/'b', '--quiet')
+@pytest.fixture(scope='module')
+def first(tmp_path_factory):
+    """Experience 0, trained once for the module's continue-from, resume and retrain tests: 2 classes (mel, nv), 160 images
+    of 32 px, medcnn_small, 4 epochs (`run_a`); and `data3`, 60 images of 3 classes (bkl new) to continue on."""
+    from medtrain.config import SyntheticConfig
+    from medtrain.synthetic import make_synthetic
+    d = tmp_path_factory.mktemp('continual')
+    make_synthetic(d/'a', SyntheticConfig(n_images=160, n_classes=2, image_size=32, majority=0.51), seed=1, progress=False)
+    make_synthetic(d/'data3', SyntheticConfig(n_images=60, n_classes=3, image_size=32, majority=0.4), seed=7, progress=False)
+    medtrain_inproc('train', *as_sets(COMMON + ['data.source=csv', f'data.path={d}/a/manifest.csv', 'train.epochs=4']),
+                    '--run-dir', d/'run_a', '--quiet', check=True)
+    return d
+
+def test_continue_from_adds_a_new_class_and_remembers_the_old_data(first, tmp_path, cli_inproc):
+    old = json.loads((first/'run_a'/'model'/'model.json').read_text())
+    second = COMMON + ['data.source=csv', f'data.path={first}/data3/manifest.csv', 'train.epochs=1', 'continual.memory=24']
+    r = cli_inproc('train', *as_sets(second), '--continue-from', first/'run_a', '--run-dir', tmp_path/'b', '--quiet')
     assert r.returncode == 0, r.stderr
     meta = json.loads((tmp_path/'b'/'model'/'model.json').read_text())
     assert old['classes'] == ['mel', 'nv'] and meta['classes'] == ['bkl', 'mel', 'nv']          # the head grew by the new class
@@ -34,8 +45,38 @@ def test_continue_from_adds_a_new_class_and_remembers_the_old_data(tmp_path, cli
     assert (tmp_path/'b'/'report'/'continual'/'accuracy_matrix.png').exists()
     bad = cli_inproc('train', *as_sets(second), '--continue-from', tmp_path/'nowhere', '--run-dir', tmp_path/'c', '--quiet')
     assert bad.returncode == 2 and 'nowhere' in bad.stderr and 'Traceback' not in bad.stderr
-    bad = cli_inproc('train', *as_sets(second), '--set', 'continual.method=replay+ewk', '--continue-from', tmp_path/'a', '--run-dir', tmp_path/'c', '--quiet')
+    bad = cli_inproc('train', *as_sets(second), '--set', 'continual.method=replay+ewk', '--continue-from', first/'run_a', '--run-dir', tmp_path/'c', '--quiet')
     assert bad.returncode == 2 and "did you mean 'ewc'" in bad.stderr and not (tmp_path/'c').exists()
+
+class _PowerCut(Exception): pass
+
+def test_resume_of_a_continued_run_keeps_its_continual_callbacks(first, tmp_path, cli_inproc):
+    "`train --resume` of an interrupted `--continue-from` run: replay runs on, the head keeps a class the new data lacks, the experience is remembered."
+    import torch
+    from fastai.callback.core import Callback
+    from medtrain.config import load_config
+    from medtrain.continual import train_continual
+    class Cut(Callback):
+        order = 200   # after the checkpoint of epoch 1
+        def after_epoch(self): raise _PowerCut('the power went out after epoch 1')
+    df = pd.read_csv(first/'data3'/'manifest.csv')
+    df.assign(path=[str(first/'data3'/p) for p in df.path])[df.label != 'nv'].to_csv(tmp_path/'no_nv.csv', index=False)   # nv: only in the old data
+    cfg = load_config(overrides=COMMON + ['data.source=csv', f'data.path={tmp_path}/no_nv.csv', 'train.epochs=2', 'continual.memory=24'], environ={})
+    run = tmp_path/'b'
+    with pytest.raises(_PowerCut): train_continual(cfg, first/'run_a', run, progress=False, extra_cbs=[Cut()])
+    assert json.loads((run/'run.json').read_text())['status'] == 'failed'
+    (first/'run_a'/'model').rename(first/'run_a'/'moved')                                       # the model it continued is gone: refused, in one sentence
+    try: gone = cli_inproc('train', '--resume', run, '--quiet')
+    finally: (first/'run_a'/'moved').rename(first/'run_a'/'model')
+    assert gone.returncode != 0 and 'no longer there' in gone.stderr and 'Traceback' not in gone.stderr
+    r = cli_inproc('train', '--resume', run, '--quiet')
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((run/'model'/'model.json').read_text())
+    assert meta['classes'] == ['bkl', 'mel', 'nv']                                              # nv kept its row though the new data has none
+    assert [e['experience'] for e in meta['lineage']] == [0, 1] and meta['lineage'][1]['method'] == 'replay'
+    ckpt = torch.load(run/'checkpoints'/'last.pt', map_location='cpu', weights_only=True)
+    assert ckpt['epoch'] == 2 and 'replay' in ckpt['callbacks']                                 # the resumed epoch replayed the memory
+    with np.load(run/'model'/'continual'/'memory.npz') as z: assert 'nv' in set(z['labels'])
 
 def _shuffled(src: Path, dst: Path) -> Path:
     "A copy of a synthetic dataset's manifest with its labels permuted: data whose labels mean nothing."
@@ -46,25 +87,22 @@ def _shuffled(src: Path, dst: Path) -> Path:
     return dst/'manifest.csv'
 
 @pytest.mark.slow
-def test_retrain_promotes_a_good_candidate_and_rejects_one_trained_on_shuffled_labels(tmp_path, cli_inproc):
+def test_retrain_promotes_a_good_candidate_and_rejects_one_trained_on_shuffled_labels(first, tmp_path, cli_inproc):
     from medtrain.config import SyntheticConfig
     from medtrain.synthetic import make_synthetic
     from medtrain.registry import Registry
-    syn = SyntheticConfig(n_images=240, n_classes=2, image_size=32, majority=0.51)
-    for name, seed in (('a', 1), ('b', 2), ('c_raw', 3)): make_synthetic(tmp_path/name, syn, seed=seed, progress=False)
+    syn = SyntheticConfig(n_images=160, n_classes=2, image_size=32, majority=0.51)
+    for name, seed in (('b', 2), ('c_raw', 3)): make_synthetic(tmp_path/name, syn, seed=seed, progress=False)
     good, shuffled = tmp_path/'b'/'manifest.csv', _shuffled(tmp_path/'c_raw', tmp_path/'c')   # next month's cases; cases whose labels mean nothing
-    common = [*FAST, 'data.size=32', 'train.bs=16', 'train.device=cpu', 'data.test_pct=0.3', 'continual.margin=0.1']
-    cli_inproc('train', *as_sets(common + ['data.source=csv', f'data.path={tmp_path}/a/manifest.csv', 'train.epochs=5']),
-               '--run-dir', tmp_path/'run_a', '--quiet', check=True)
     reg = tmp_path/'registry'
-    cli_inproc('registry', 'register', tmp_path/'run_a', '--name', 'derm', '--no-reference', '--registry', reg, check=True)
+    cli_inproc('registry', 'register', first/'run_a', '--name', 'derm', '--no-reference', '--registry', reg, check=True)
     cli_inproc('registry', 'promote', 'derm', '1', '--registry', reg, check=True)
-    ok = cli_inproc('retrain', '--name', 'derm', '--new-data', good, *as_sets(common + ['train.epochs=2', 'train.lr=1e-3']), '--out', tmp_path/'r1', '--registry', reg, '--quiet')
+    ok = cli_inproc('retrain', '--name', 'derm', '--new-data', good, *as_sets(COMMON + ['train.epochs=2', 'train.lr=1e-3']), '--out', tmp_path/'r1', '--registry', reg, '--quiet')
     res = json.loads((tmp_path/'r1'/'retrain.json').read_text())
     assert ok.returncode == 0, (ok.stderr, res['tests'], res['reasons'])
     assert Registry(reg).get('derm@production')['version'] == 2
     assert (tmp_path/'r1'/'report.md').exists() and (tmp_path/'r1'/'report.html').exists()
-    bad = cli_inproc('retrain', '--name', 'derm', '--new-data', shuffled, *as_sets(common + ['train.epochs=2', 'train.lr=1e-3']), '--out', tmp_path/'r2', '--registry', reg, '--quiet')
+    bad = cli_inproc('retrain', '--name', 'derm', '--new-data', shuffled, *as_sets(COMMON + ['train.epochs=2', 'train.lr=1e-3']), '--out', tmp_path/'r2', '--registry', reg, '--quiet')
     res = json.loads((tmp_path/'r2'/'retrain.json').read_text())
     assert bad.returncode == 6, (bad.stderr, res['tests'])                                          # RETRAIN_REJECTED_EXIT
     assert Registry(reg).get('derm@production')['version'] == 2 and Registry(reg).get('derm@3')['stage'] == 'rejected'
