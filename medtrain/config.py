@@ -119,6 +119,7 @@ class DataConfig(_Section):
     text_column: str = Field('text', description="text data: the column holding the text")
     label_column: str = Field('label', description="text data: the column holding the class (rows with an empty label feed only the language model)")
     unlabelled: list[Path] = Field(default_factory=list, description="text data: raw text files in the language (one text per line, or a csv/tsv with text_column) for the language model")
+    text_normalize: str = Field('none', description="text data: how texts are normalised before tokenising, at train, evaluate, predict and serve alike (recorded in the model's sidecar): none, lower, or tweet (lower-case; @mentions, URLs and numbers become xxuser, xxurl, xxnum); `medtrain.text.TEXT_NORMALIZERS`")
 
     @field_validator('path', mode='after')
     @classmethod
