@@ -151,6 +151,8 @@ class ModelConfig(_Section):
     head: Literal['fastai', 'timm'] = Field('fastai', description="fastai: fastai's head (the better fine-tuner, see benchmarks/RESULTS.md); "
                                             "timm: the model's own classifier, a folder timm alone loads (local-dir:, export --format hf)")
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
+    drop_mult: float | None = Field(None, ge=0, le=3, description="text data (AWD-LSTM): scale of every dropout; None = fastai's defaults (0.3 for the language model, 0.5 for the classifier)")
+    vocab_sz: int | None = Field(None, ge=64, le=64000, description="text data (AWD-LSTM): SentencePiece vocabulary size; None = fastai's rule (a quarter of the distinct words, at most 8000)")
 
     @field_validator('pretrained', mode='before')
     @classmethod

@@ -379,7 +379,7 @@ def text_lm_phase(cfg: Config, codec: TextCodec, split: TextSplit, rd: RunDir, d
     if not cfg.train.lm_epochs: return lm_src
     texts = split.unlabelled + split.table[split.table.split != 'test'].text.tolist()   # never the test texts
     dls = lm_dls(codec, texts, bs=cfg.train.bs, seed=cfg.data.seed, device=device)
-    learn = lm_learner(dls, codec, cfg.model.arch, path=rd.path, model_dir='checkpoints',
+    learn = lm_learner(dls, codec, cfg.model.arch, 0.3 if cfg.model.drop_mult is None else cfg.model.drop_mult, path=rd.path, model_dir='checkpoints',
                        cbs=[_History(rd/'lm_history.csv', 'lm')] + [cb for cb in build_callbacks(cfg, device, None, progress) if type(cb).__name__ != 'EarlyStoppingCallback'])
     if lm_src: load_lm_weights(learn, lm_src)
     lr = cfg.train.lm_lr or 5 * cfg.train.lr
@@ -400,7 +400,7 @@ def text_learner(cfg: Config, codec: TextCodec, split: TextSplit, device, path='
     "Step 2's Learner: the AWD-LSTM classifier (encoder from `lm_dir` when given), the configured loss, optimizer and callbacks."
     counts, weight = text_class_weights(cfg, split)
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=counts)
-    model = text_classifier(codec, len(split.classes), cfg.model.arch)
+    model = text_classifier(codec, len(split.classes), cfg.model.arch, 0.5 if cfg.model.drop_mult is None else cfg.model.drop_mult)
     if lm_dir is not None: load_encoder_from_lm(model, lm_dir)
     return TextLearner(text_clas_dls(codec, split, cfg.train.bs, device), model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd),
                        splitter=awd_lstm_clas_split, path=path, model_dir='checkpoints', metrics=training_metrics(),
@@ -433,7 +433,7 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
         _say(progress, f"data: {len(split.table)} texts, {len(split.classes)} classes, train/valid/test = {counts.get('train', 0)}/"
                        f"{counts.get('valid', 0)}/{counts.get('test', 0)}, {len(split.unlabelled)} unlabelled, version {split.version}")
         rd.update_run(data_version=split.version, classes=split.classes, n_texts=len(split.table))
-        codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm', normalize=cfg.data.text_normalize)
+        codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm', cfg.model.vocab_sz, normalize=cfg.data.text_normalize)
         lm_dir = text_lm_phase(cfg, codec, split, rd, device, progress, lm_src)
         learn = text_learner(cfg, codec, split, device, rd.path, lm_dir, progress, cbs=[_History(rd/'history.csv', 'classifier')])
         _say(progress, f"classifier: {arch}, {sum(p.numel() for p in learn.model.parameters()) / 1e6:.1f}M params, {cfg.train.epochs} epochs "
