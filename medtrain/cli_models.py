@@ -25,7 +25,7 @@ def _evaluate(args):
     if is_text_model(model):   # a text model: per-class metrics, confusion matrix, worst errors as text
         if len(tests) > 1: raise ConfigError("--test-data: a text model is evaluated on one test set (default: its run's test split)")
         from medtrain.text_serve import evaluate_text
-        evaluate_text(args.model_path, tests[0] if tests else None, args.out, cfg=cfg, progress=not args.quiet); return
+        evaluate_text(args.model_path, tests[0] if tests else None, args.out, cfg=cfg, progress=not args.quiet, valid_data=args.valid_data); return
     tests = args.test_data or []
     if len(tests) == 1:
         evaluate(model, tests[0], args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
