@@ -2,7 +2,7 @@
 import json, os
 from pathlib import Path
 import httpx, pandas as pd, pytest, yaml
-from conftest import medtrain_inproc
+from conftest import ROOT, medtrain, medtrain_inproc
 from test_serve import _serving
 
 POS = ['nzuri', 'safi', 'bora', 'asante', 'furaha', 'vizuri']
@@ -43,6 +43,11 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
     assert m['calibration']['temperature'] > 0 and (run/'test'/'reliability_calibrated.png').exists()   # fitted on the run's valid split
     worst = pd.read_csv(run/'test'/'worst_errors.csv')
     assert list(worst.columns) == ['text', 'label', 'predicted', 'confidence']   # errors shown as text
+
+    # the papermill evaluation report: the same numbers, CIs and the worst errors as text
+    medtrain('report', run, '--out', tmp_path/'reports', '--quiet', env={'PYTHONPATH': str(ROOT)}, check=True)
+    page = (tmp_path/'reports'/'run-evaluate.html').read_text()
+    assert 'Most confident errors' in page and 'CI low' in page and 'Temperature' in page
 
     r = medtrain_inproc('export', run/'model')
     assert r.returncode == 2 and 'text model' in r.stderr and 'Traceback' not in r.stderr   # not yet exportable: said, not a KeyError
