@@ -139,7 +139,9 @@ def _export(args):
     from medtrain.registry import resolve_model
     from medtrain.text import is_text_model
     if is_text_model(resolve_model(args.model, args.registry)):
-        raise ConfigError(f"export {args.model}: a text model; ONNX/TorchScript export of text models is not implemented yet (serve and predict use PyTorch)")
+        raise ConfigError(f"export {args.model}: a text model is not exported to ONNX/TorchScript (the AWD-LSTM reads a text in a length-dependent "
+                          "number of chunks, which a traced graph would freeze); its supported format is the model folder itself (model.safetensors + model.json), "
+                          "which medtrain serve, predict and evaluate run with PyTorch")
     from medtrain.export import export, export_hf
     if args.format == 'hf':
         if args.out is None: raise SystemExit("medtrain export --format hf: give --out, a new folder for the hub upload")

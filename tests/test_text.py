@@ -50,7 +50,7 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
     assert 'Most confident errors' in page and 'CI low' in page and 'Temperature' in page
 
     r = medtrain_inproc('export', run/'model')
-    assert r.returncode == 2 and 'text model' in r.stderr and 'Traceback' not in r.stderr   # not yet exportable: said, not a KeyError
+    assert r.returncode == 2 and 'text model' in r.stderr and 'model.safetensors' in r.stderr and 'Traceback' not in r.stderr   # refused, naming the supported format
     reg = tmp_path/'registry'
     medtrain_inproc('registry', 'register', run, '--name', 'feedback', '--registry', reg, check=True)
     medtrain_inproc('registry', 'promote', 'feedback', '1', '--registry', reg, check=True)
