@@ -36,7 +36,7 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
     assert meta['modality'] == 'text' and meta['classes'] == ['negative', 'positive'] and (run/'lm'/'encoder.safetensors').exists()
     assert json.loads((run/'lm'/'lm.json').read_text())['n_texts'] > 0.6 * 120   # LM read train + valid + the unlabelled file
 
-    r = medtrain_inproc('evaluate', '--model-path', run/'model', '--calibrate', '--quiet', check=True)   # the run's own test split
+    r = medtrain_inproc('evaluate', '--model-path', run/'model', '--calibrate', '--n-boot', '200', '--quiet', check=True)   # the run's own test split
     m = json.loads((run/'test'/'metrics.json').read_text())
     assert set(m['per_class']) == {'negative', 'positive'} and m['n'] == 24 and (run/'test'/'confusion_matrix.png').exists()
     assert m['ci95']['macro_f1'][0] <= m['macro_f1'] <= m['ci95']['macro_f1'][1]   # bootstrap CIs, as for images
@@ -106,7 +106,7 @@ def test_hf_encoder_saved_locally_trains_and_predicts_offline(tmp_path):
     medtrain_inproc('train', '--config', cfg, '--set', f'model.arch=hf:{enc}', '--set', 'train.lr=1e-3', '--run-dir', tmp_path/'run', '--quiet', check=True)
     meta = json.loads((tmp_path/'run'/'model'/'model.json').read_text())
     assert meta['kind'] == 'hf' and 'hf-tokenizer.json' in meta['files'] and 'hf-config.json' in meta['files']
-    medtrain_inproc('evaluate', '--model-path', tmp_path/'run'/'model', '--quiet', check=True)
+    medtrain_inproc('evaluate', '--model-path', tmp_path/'run'/'model', '--n-boot', '50', '--quiet', check=True)
     assert json.loads((tmp_path/'run'/'test'/'metrics.json').read_text())['n'] == 24
     (tmp_path/'new.csv').write_text('tweet\nhuduma nzuri\nhasira kero\n')
     medtrain_inproc('predict', '--model', tmp_path/'run', '--input', tmp_path/'new.csv', '--output', tmp_path/'p.csv', '--quiet', check=True)
