@@ -66,6 +66,7 @@ def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalC
     metrics = dict(compute_metrics(y, probs, classes), model=str(model_dir), test_data=str(test_data) if test_data else 'run test split',
                    seconds=round(time.time() - t, 2))
     metrics['ci95'] = bootstrap_ci(y, probs, cfg.n_boot, level=cfg.ci_level)
+    if 'binary' in metrics: metrics['binary'].setdefault('positive', classes[1])   # as `evaluate` says: rates of the second class
     if cfg.calibrate:
         vdf = _valid_table(model_dir, valid_data, pred.meta)
         bad = sorted(set(vdf.label) - set(classes))
