@@ -61,10 +61,10 @@ def medtrain_run(lang, train, dev, test, work, variant, args) -> dict:
         unl = [str(work/'unlabelled.txt')]
     cfg = Config.model_validate(dict(
         data=dict(modality='text', source='csv', path=str(tsv), text_column='tweet', label_column='label', unlabelled=unl,
-                  imbalance='weighted_loss'),
-        model=dict(arch=args.arch),
+                  imbalance='weighted_loss', text_normalize=args.normalize),
+        model=dict(arch=args.arch, drop_mult=args.drop_mult, vocab_sz=args.vocab_sz),
         train=dict(epochs=args.epochs, lm_epochs=0 if variant == 'nolm' else args.lm_epochs, bs=args.bs, lr=args.lr,
-                   lm_lr=args.lm_lr, wd=0.1, progress=not args.quiet, seed=args.seed)))
+                   lm_lr=args.lm_lr, wd=0.1, label_smoothing=args.label_smoothing, progress=not args.quiet, seed=args.seed)))
     t = time.time()
     res = train_text(cfg, work/f'run-{variant.replace("+", "_")}', overwrite=True)
     seconds = time.time() - t
@@ -85,6 +85,10 @@ def main(argv=None):
     ap.add_argument('--lr', type=float, default=1e-2)
     ap.add_argument('--lm-lr', type=float, default=1e-2)
     ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--drop-mult', type=float, default=None, help="model.drop_mult (None: fastai's 0.3 LM / 0.5 classifier)")
+    ap.add_argument('--vocab-sz', type=int, default=None, help="model.vocab_sz (None: fastai's rule)")
+    ap.add_argument('--label-smoothing', type=float, default=0.0)
+    ap.add_argument('--normalize', default='none', help="data.text_normalize: none, lower, tweet")
     ap.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument('--max-train', type=int, default=None, help="use only the first N training tweets")
     ap.add_argument('--work-dir', type=Path, default=None)
@@ -115,8 +119,10 @@ def main(argv=None):
             rows.append(dict(lang=lang, model=f'{name} ({args.arch})', **r))
             print(f"{lang} {v}: macro-F1 {r['macro_f1']:.3f}, weighted-F1 {r['weighted_f1']:.3f}, {r['seconds']:.0f}s", flush=True)
     df = pd.DataFrame(rows)
-    table = "| language | model | test macro-F1 | test weighted-F1 | time s |\n|---|---|---|---|---|\n" + "\n".join(
-        f"| {r.lang} | {r.model} | {r.macro_f1:.3f} | {r.weighted_f1:.3f} | {r.seconds:.0f} |" for r in df.itertuples())
+    if 'valid_macro_f1' not in df: df['valid_macro_f1'] = np.nan
+    table = "| language | model | test macro-F1 | test weighted-F1 | dev macro-F1 | time s |\n|---|---|---|---|---|---|\n" + "\n".join(
+        f"| {r.lang} | {r.model} | {r.macro_f1:.3f} | {r.weighted_f1:.3f} | {'' if np.isnan(r.valid_macro_f1) else f'{r.valid_macro_f1:.3f}'} | {r.seconds:.0f} |"
+        for r in df.itertuples())
     print(table)
     if args.no_results: return df
     cmd = 'python benchmarks/' + Path(__file__).name + (' ' + shlex.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else '')
@@ -127,7 +133,8 @@ def main(argv=None):
                 f"{torch.get_num_threads()}, shared with other engineers' jobs (`uptime` at the start: {load})\n"
                 f"- command: `{cmd}`\n- data: AfriSenti-SemEval 2023 (CC BY 4.0), the task's train / dev / test splits"
                 + (f" (random samples: {args.max_train} train, {args.max_train // 4} dev, {args.max_train // 4} test tweets)" if args.max_train else "") + "; "
-                f"classifier {args.epochs} epochs (gradual unfreezing), LM {args.lm_epochs} epochs, bs {args.bs}; time = the whole "
+                f"classifier {args.epochs} epochs (gradual unfreezing), LM {args.lm_epochs} epochs, bs {args.bs}, lr {args.lr}, lm_lr {args.lm_lr}, "
+                f"drop_mult {args.drop_mult}, vocab_sz {args.vocab_sz}, label_smoothing {args.label_smoothing}, text_normalize {args.normalize}; time = the whole "
                 f"`train_text` run (tokenizer + LM + classifier) or the peer's fit\n\n{table}\n")
     return df
 

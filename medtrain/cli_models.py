@@ -25,7 +25,7 @@ def _evaluate(args):
     if is_text_model(model):   # a text model: per-class metrics, confusion matrix, worst errors as text
         if len(tests) > 1: raise ConfigError("--test-data: a text model is evaluated on one test set (default: its run's test split)")
         from medtrain.text_serve import evaluate_text
-        evaluate_text(args.model_path, tests[0] if tests else None, args.out, cfg=cfg, progress=not args.quiet); return
+        evaluate_text(args.model_path, tests[0] if tests else None, args.out, cfg=cfg, progress=not args.quiet, valid_data=args.valid_data); return
     tests = args.test_data or []
     if len(tests) == 1:
         evaluate(model, tests[0], args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
@@ -139,7 +139,9 @@ def _export(args):
     from medtrain.registry import resolve_model
     from medtrain.text import is_text_model
     if is_text_model(resolve_model(args.model, args.registry)):
-        raise ConfigError(f"export {args.model}: a text model; ONNX/TorchScript export of text models is not implemented yet (serve and predict use PyTorch)")
+        raise ConfigError(f"export {args.model}: a text model is not exported to ONNX/TorchScript (the AWD-LSTM reads a text in a length-dependent "
+                          "number of chunks, which a traced graph would freeze); its supported format is the model folder itself (model.safetensors + model.json), "
+                          "which medtrain serve, predict and evaluate run with PyTorch")
     from medtrain.export import export, export_hf
     if args.format == 'hf':
         if args.out is None: raise SystemExit("medtrain export --format hf: give --out, a new folder for the hub upload")

@@ -14,6 +14,11 @@ from .cli_base import _add_config_args
 __all__ = ['add_train_commands', 'add_experiment_commands']
 
 # %% ../nbs/12b_cli_train.ipynb #b4332073
+def _refuse_text(cfg, command: str):
+    "One sentence instead of a traceback: these commands drive the image trainer only (for now)."
+    if cfg.data.modality == 'text':
+        raise ConfigError(f"{command}: not available for text data yet (data.modality: text); train one run with `medtrain train`, or tune it by hand with --set")
+
 def _train(args):
     if args.num_processes > 1:
         from medtrain.distributed import launch
@@ -35,6 +40,7 @@ def _train(args):
         cfg, run_dir = None, args.resume
     else: cfg, run_dir = load_config(args.config, args.set), args.run_dir   # validate before the slow imports: a typo answers at once
     if cfg is not None and cfg.data.modality == 'text':   # the same command, the text engine (medtrain.text)
+        if getattr(args, 'continue_from', None): _refuse_text(cfg, 'train --continue-from')
         from medtrain.text import train_text
         import medtrain.text_hf   # registers hf:PATH encoders (transformers: the text extra)
         res = train_text(cfg, run_dir, progress=False if args.quiet else None, overwrite=args.overwrite)
@@ -58,7 +64,7 @@ def _train(args):
     if is_main_process(): print(f"run dir: {res.run_dir.path}")   # once, from rank 0
 
 def _lr_find(args):
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set); _refuse_text(cfg, 'lr-find')
     from medtrain.train import lr_find
     lr_find(cfg, args.out, progress=False if args.quiet else None)
 
@@ -82,7 +88,7 @@ def add_train_commands(sub):
 
 # %% ../nbs/12b_cli_train.ipynb #df174ac4
 def _cv(args):
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set); _refuse_text(cfg, 'cv')
     import pandas as pd
     from medtrain.tune import cv, cv_table
     res = cv(cfg, args.folds, args.out, ensemble=args.ensemble, progress=False if args.quiet else None)
@@ -90,7 +96,7 @@ def _cv(args):
     print(f"cv folder: {res['out']} (cv_metrics.csv, oof_predictions.csv{', ensemble/' if args.ensemble else ''})")
 
 def _tune(args):
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set); _refuse_text(cfg, 'tune')
     import pandas as pd
     from medtrain.tune import tune
     study = tune(cfg, args.space, args.trials, args.search, args.out, args.storage, args.study_name, args.metric,

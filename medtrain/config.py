@@ -119,6 +119,7 @@ class DataConfig(_Section):
     text_column: str = Field('text', description="text data: the column holding the text")
     label_column: str = Field('label', description="text data: the column holding the class (rows with an empty label feed only the language model)")
     unlabelled: list[Path] = Field(default_factory=list, description="text data: raw text files in the language (one text per line, or a csv/tsv with text_column) for the language model")
+    text_normalize: str = Field('none', description="text data: how texts are normalised before tokenising, at train, evaluate, predict and serve alike (recorded in the model's sidecar): none, lower, or tweet (lower-case; @mentions, URLs and numbers become xxuser, xxurl, xxnum); `medtrain.text.TEXT_NORMALIZERS`")
 
     @field_validator('path', mode='after')
     @classmethod
@@ -150,6 +151,8 @@ class ModelConfig(_Section):
     head: Literal['fastai', 'timm'] = Field('fastai', description="fastai: fastai's head (the better fine-tuner, see benchmarks/RESULTS.md); "
                                             "timm: the model's own classifier, a folder timm alone loads (local-dir:, export --format hf)")
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
+    drop_mult: float | None = Field(None, ge=0, le=3, description="text data (AWD-LSTM): scale of every dropout; None = fastai's defaults (0.3 for the language model, 0.5 for the classifier)")
+    vocab_sz: int | None = Field(None, ge=64, le=64000, description="text data (AWD-LSTM): SentencePiece vocabulary size; None = fastai's rule (a quarter of the distinct words, at most 8000)")
 
     @field_validator('pretrained', mode='before')
     @classmethod

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06t_text.ipynb #3b0bc96e
 from __future__ import annotations
-import csv, hashlib, json, math, sys, time
+import csv, hashlib, json, math, re, sys, time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,11 +33,12 @@ from .runs import record_run
 from .train import RunDir, new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
 
 # %% auto #0
-__all__ = ['SPLIT_NAMES', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'TEXT_FILES', 'read_text_table', 'split_text_table',
-           'read_unlabelled', 'TextSplit', 'prepare_text', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner',
-           'save_lm', 'lm_folder', 'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm',
-           'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model', 'load_text_model', 'start_text_run',
-           'text_class_weights', 'text_lm_phase', 'text_learner', 'gradual_unfreeze', 'train_text']
+__all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'TEXT_FILES', 'read_text_table',
+           'split_text_table', 'read_unlabelled', 'TextSplit', 'prepare_text', 'tweet_normalize', 'normalize_texts',
+           'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner', 'save_lm', 'lm_folder', 'load_lm_weights',
+           'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'text_logits', 'TextPredictor',
+           'save_text_model', 'is_text_model', 'load_text_model', 'start_text_run', 'text_class_weights',
+           'text_lm_phase', 'text_learner', 'gradual_unfreeze', 'train_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -114,12 +115,33 @@ def prepare_text(data) -> TextSplit:
     if unseen: raise DataError(f"data.label_column: labels {unseen[:5]} appear in valid/test but not in train")
     return TextSplit(df, classes, unlabelled, _files_hash([data.path, *data.unlabelled]))
 
+# %% ../nbs/06t_text.ipynb #34d06896
+TEXT_NORMALIZERS = Choices('text normalisation', 'data.text_normalize')
+_URL, _MENTION = re.compile(r'(?:https?://|www\.)\S+', re.I), re.compile(r'(?<!\w)@\w+')
+_NUMBER = re.compile(r'(?<!\w)\d+(?:[.,:/]\d+)*(?!\w)')   # digits standing alone (2023, 10.5, 12:30), not inside a word (covid19)
+
+def tweet_normalize(text: str) -> str:
+    "Lower-case; @mentions, URLs and numbers → `xxuser`, `xxurl`, `xxnum` (what social-media text varies in, not what it means)."
+    text = _URL.sub(' xxurl ', text)
+    text = _MENTION.sub(' xxuser ', text)
+    return re.sub(r'\s+', ' ', _NUMBER.sub(' xxnum ', text.lower())).strip()
+
+TEXT_NORMALIZERS.register('none', lambda text: text)
+TEXT_NORMALIZERS.register('lower', str.lower)
+TEXT_NORMALIZERS.register('tweet', tweet_normalize)
+
+def normalize_texts(texts, normalize: str = 'none') -> list[str]:
+    "`texts` through the normaliser named `normalize` (a `ConfigError` naming `data.text_normalize` for an unknown name)."
+    f = TEXT_NORMALIZERS.get(normalize)
+    return [f(str(t)) for t in texts]
+
 # %% ../nbs/06t_text.ipynb #6f4001a2
 class TextCodec:
     "Text ↔ token ids as a model saw them: fastai's rules, a SentencePiece model, a vocabulary."
-    def __init__(self, sp_model, vocab=None):
+    def __init__(self, sp_model, vocab=None, normalize: str = 'none'):
         import sentencepiece   # noqa: F401 (the `text` extra; fastai would raise a bare Exception without it)
-        self.sp_model = Path(sp_model)
+        self.sp_model, self.normalize = Path(sp_model), normalize
+        TEXT_NORMALIZERS.get(normalize)   # an unknown name fails here, naming data.text_normalize
         self.sp = SentencePieceTokenizer(sp_model=str(sp_model), cache_dir=self.sp_model.parent)
         self._special = {'\u2581' + t: t for t in defaults.text_spec_tok}   # SentencePiece knows fastai's tokens as '▁xxbos', …
         if vocab is None:   # fastai's special tokens first (xxunk=0, xxpad=1, …), then every piece
@@ -129,11 +151,11 @@ class TextCodec:
         self.vocab = list(vocab)
         self.num = Numericalize(vocab=self.vocab)
     @classmethod
-    def train(cls, texts, folder, vocab_sz: int | None = None, max_vocab_sz: int = 8000):
-        "Learn a SentencePiece model from `texts` (after fastai's rules) into `folder/spm.model`."
+    def train(cls, texts, folder, vocab_sz: int | None = None, max_vocab_sz: int = 8000, normalize: str = 'none'):
+        "Learn a SentencePiece model from `texts` (normalised, then fastai's rules) into `folder/spm.model`."
         import sentencepiece   # noqa: F401 (see __init__)
         folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        texts = list(texts)
+        texts = normalize_texts(texts, normalize)
         if vocab_sz is None:   # fastai's rule (a quarter of the distinct words), but never fewer pieces than characters
             words, chars = set(), set()
             for t in texts: words.update(t.lower().split()); chars.update(t.lower())
@@ -141,10 +163,11 @@ class TextCodec:
             vocab_sz += -vocab_sz % 8
         sp = SentencePieceTokenizer(lang='xx', vocab_sz=vocab_sz, max_vocab_sz=max_vocab_sz, cache_dir=folder)
         sp.setup(texts, rules=defaults.text_proc_rules)
-        return cls(folder/'spm.model')
+        return cls(folder/'spm.model', normalize=normalize)
     def tokens(self, texts) -> list[list[str]]:
-        "fastai's rules, then SentencePiece pieces (fastai's special tokens under their own names)."
-        return [[self._special.get(p, p) for p in t] for t in tokenize_texts(list(texts), n_workers=0, tok=self.sp)]
+        "The codec's normalisation, fastai's rules, then SentencePiece pieces (fastai's special tokens under their own names)."
+        texts = normalize_texts(texts, self.normalize)
+        return [[self._special.get(p, p) for p in t] for t in tokenize_texts(texts, n_workers=0, tok=self.sp)]
     def encode(self, texts) -> list[torch.Tensor]: return [self.num(t) for t in self.tokens(texts)]
     def decode(self, ids) -> str:
         "The text of token `ids` (as fastai's rules left it: `xxbos xxmaj daktari …`)."
@@ -156,10 +179,13 @@ class TextCodec:
         (folder/'vocab.json').write_text(json.dumps(self.vocab, ensure_ascii=False))
     @classmethod
     def load(cls, folder):
+        "The codec of a text model or language-model folder, with the normalisation its sidecar (`model.json` / `lm.json`) records."
         folder = Path(folder)
         for f in ('spm.model', 'vocab.json'):
             if not (folder/f).is_file(): raise MedtrainError(f"{folder}: no {f}; expected a text model or language-model folder written by medtrain")
-        return cls(folder/'spm.model', json.loads((folder/'vocab.json').read_text()))
+        side = next((folder/f for f in (SIDECAR, 'lm.json') if (folder/f).is_file()), None)
+        normalize = json.loads(side.read_text()).get('text_normalize', 'none') if side else 'none'
+        return cls(folder/'spm.model', json.loads((folder/'vocab.json').read_text()), normalize)
 
 # %% ../nbs/06t_text.ipynb #93bab750
 TEXT_ARCHS = Choices('text architecture', 'model.arch')
@@ -202,7 +228,7 @@ def save_lm(learn, codec: TextCodec, folder, arch: str, info: dict | None = None
     save_file(_own(learn.model[0].state_dict()), str(folder/'encoder.safetensors'))
     save_file(_own(learn.model.state_dict()), str(folder/'lm.safetensors'))
     codec.save(folder)
-    (folder/'lm.json').write_text(json.dumps(dict(modality='text', kind='language_model', arch=arch, medtrain=medtrain.__version__, **(info or {})), indent=1))
+    (folder/'lm.json').write_text(json.dumps(dict(modality='text', kind='language_model', arch=arch, text_normalize=codec.normalize, medtrain=medtrain.__version__, **(info or {})), indent=1))
     return folder
 
 def lm_folder(path) -> Path:
@@ -274,7 +300,7 @@ def save_text_model(model, codec: TextCodec, folder, meta: dict) -> Path:
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     save_file(_own(model.state_dict()), str(folder/WEIGHTS))
     codec.save(folder)
-    meta = dict(meta, modality='text', files={f: _sha256(folder/f) for f in TEXT_FILES}, medtrain=medtrain.__version__)
+    meta = dict(meta, modality='text', text_normalize=codec.normalize, files={f: _sha256(folder/f) for f in TEXT_FILES}, medtrain=medtrain.__version__)
     (folder/SIDECAR).write_text(json.dumps(meta, indent=1, default=str))
     return folder
 
@@ -353,7 +379,7 @@ def text_lm_phase(cfg: Config, codec: TextCodec, split: TextSplit, rd: RunDir, d
     if not cfg.train.lm_epochs: return lm_src
     texts = split.unlabelled + split.table[split.table.split != 'test'].text.tolist()   # never the test texts
     dls = lm_dls(codec, texts, bs=cfg.train.bs, seed=cfg.data.seed, device=device)
-    learn = lm_learner(dls, codec, cfg.model.arch, path=rd.path, model_dir='checkpoints',
+    learn = lm_learner(dls, codec, cfg.model.arch, 0.3 if cfg.model.drop_mult is None else cfg.model.drop_mult, path=rd.path, model_dir='checkpoints',
                        cbs=[_History(rd/'lm_history.csv', 'lm')] + [cb for cb in build_callbacks(cfg, device, None, progress) if type(cb).__name__ != 'EarlyStoppingCallback'])
     if lm_src: load_lm_weights(learn, lm_src)
     lr = cfg.train.lm_lr or 5 * cfg.train.lr
@@ -374,7 +400,7 @@ def text_learner(cfg: Config, codec: TextCodec, split: TextSplit, device, path='
     "Step 2's Learner: the AWD-LSTM classifier (encoder from `lm_dir` when given), the configured loss, optimizer and callbacks."
     counts, weight = text_class_weights(cfg, split)
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=counts)
-    model = text_classifier(codec, len(split.classes), cfg.model.arch)
+    model = text_classifier(codec, len(split.classes), cfg.model.arch, 0.5 if cfg.model.drop_mult is None else cfg.model.drop_mult)
     if lm_dir is not None: load_encoder_from_lm(model, lm_dir)
     return TextLearner(text_clas_dls(codec, split, cfg.train.bs, device), model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd),
                        splitter=awd_lstm_clas_split, path=path, model_dir='checkpoints', metrics=training_metrics(),
@@ -395,16 +421,19 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
     if arch.startswith('hf:'):
         if 'hf' not in TEXT_TRAINERS: raise ConfigError("model.arch: hf: encoders need medtrain.text_hf (import it; it needs transformers)")
         return TEXT_TRAINERS['hf'](cfg, run_dir, progress, overwrite, split)
-    TEXT_ARCHS.get(arch)   # a typo fails before a run dir exists
+    TEXT_ARCHS.get(arch); TEXT_NORMALIZERS.get(cfg.data.text_normalize)   # a typo fails before a run dir exists
     progress = cfg.train.progress if progress is None else progress
     lm_src = lm_folder(cfg.model.pretrained) if cfg.model.pretrained else None
+    if lm_src and (lm_norm := TextCodec.load(lm_src).normalize) != cfg.data.text_normalize:
+        raise ConfigError(f"data.text_normalize: {cfg.data.text_normalize!r}, but the language model {lm_src} was trained on text normalised "
+                          f"with {lm_norm!r}; set data.text_normalize: {lm_norm}")
     rd, split, device, start = start_text_run(cfg, run_dir, overwrite, split)
     try:
         counts = split.table.split.value_counts()
         _say(progress, f"data: {len(split.table)} texts, {len(split.classes)} classes, train/valid/test = {counts.get('train', 0)}/"
                        f"{counts.get('valid', 0)}/{counts.get('test', 0)}, {len(split.unlabelled)} unlabelled, version {split.version}")
         rd.update_run(data_version=split.version, classes=split.classes, n_texts=len(split.table))
-        codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm')
+        codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm', cfg.model.vocab_sz, normalize=cfg.data.text_normalize)
         lm_dir = text_lm_phase(cfg, codec, split, rd, device, progress, lm_src)
         learn = text_learner(cfg, codec, split, device, rd.path, lm_dir, progress, cbs=[_History(rd/'history.csv', 'classifier')])
         _say(progress, f"classifier: {arch}, {sum(p.numel() for p in learn.model.parameters()) / 1e6:.1f}M params, {cfg.train.epochs} epochs "
@@ -413,7 +442,7 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
         learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('_History',)])
         valid = split.part('valid')
         cidx = {c: i for i, c in enumerate(split.classes)}
-        probs = TextPredictor(learn.model, codec, {'classes': split.classes}).probs(valid.text)
+        probs = TextPredictor(learn.model, codec, {'classes': split.classes}).probs(valid.text)   # the codec normalises
         metrics = compute_metrics([cidx[y] for y in valid.label], probs, split.classes)
         rd.write_json('metrics.json', metrics)
         hist = pd.read_csv(rd/'history.csv'); hist['epoch'] = range(len(hist))

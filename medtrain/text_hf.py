@@ -21,7 +21,7 @@ from .losses import build_loss
 from .callbacks import build_callbacks, build_opt, fit
 from .runs import record_run
 from .train import new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
-from .text import TextSplit, prepare_text, start_text_run, text_class_weights, TEXT_LOADERS, TEXT_TRAINERS, _History, _own, _sha256
+from .text import TextSplit, normalize_texts, TEXT_NORMALIZERS, prepare_text, start_text_run, text_class_weights, TEXT_LOADERS, TEXT_TRAINERS, _History, _own, _sha256
 
 # %% auto #0
 __all__ = ['HF_PREFIX', 'hf_source', 'HFClassifier', 'hf_splitter', 'load_hf', 'hf_encode', 'hf_dls', 'HFPredictor',
@@ -81,7 +81,7 @@ class HFPredictor:
     backend = 'torch'
     def __init__(self, model, tokenizer, meta: dict): self.model, self.tokenizer, self.meta, self.classes = model, tokenizer, meta, meta['classes']
     def logits(self, texts, bs: int = 32) -> np.ndarray:
-        texts, out = list(texts), []
+        texts, out = normalize_texts(texts, self.meta.get('text_normalize', 'none')), []   # as the model was trained
         self.model.eval()
         with torch.inference_mode():
             for i in range(0, len(texts), bs):
@@ -125,15 +125,17 @@ def load_hf_model(model_dir, device='cpu') -> HFPredictor:
 @TEXT_TRAINERS.register("hf")
 def train_hf(cfg: Config, run_dir=None, progress: bool | None = None, overwrite: bool = False, split: TextSplit | None = None) -> RunResult:
     "Fine-tune the transformers encoder `model.arch: hf:PATH` as a classifier of `cfg`'s text data; everything into a run dir."
-    src = hf_source(cfg.model.arch)
+    src = hf_source(cfg.model.arch); TEXT_NORMALIZERS.get(cfg.data.text_normalize)
     progress = cfg.train.progress if progress is None else progress
     rd, split, device, start = start_text_run(cfg, run_dir, overwrite, split)
     try:
         rd.update_run(data_version=split.version, classes=split.classes, n_texts=len(split.table))
+        norm = cfg.data.text_normalize   # the encoder trains on normalised text; the predictor (and the saved folder) normalise the same way
+        train_split = TextSplit(split.table.assign(text=normalize_texts(split.table.text, norm)), split.classes, split.unlabelled, split.version)
         tokenizer, model = load_hf(src, len(split.classes))
         counts, weight = text_class_weights(cfg, split)
         loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=counts)
-        learn = Learner(hf_dls(tokenizer, split, cfg.train.bs, device), model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd),
+        learn = Learner(hf_dls(tokenizer, train_split, cfg.train.bs, device), model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd),
                         splitter=hf_splitter, path=rd.path, model_dir='checkpoints', metrics=training_metrics(),
                         cbs=[_History(rd/'history.csv', 'classifier')] + build_callbacks(cfg, device, None, progress))
         if progress: print(f"fine-tuning {src} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params): "
@@ -146,14 +148,14 @@ def train_hf(cfg: Config, run_dir=None, progress: bool | None = None, overwrite:
             with learn.no_bar(), learn.no_logging(): _fit()
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _History)])
         valid = split.part('valid')
-        pred = HFPredictor(learn.model, tokenizer, {'classes': split.classes})
+        pred = HFPredictor(learn.model, tokenizer, {'classes': split.classes, 'text_normalize': norm})
         metrics = compute_metrics([split.classes.index(y) for y in valid.label], pred.probs(valid.text.tolist()), split.classes)
         rd.write_json('metrics.json', metrics)
         hist = pd.read_csv(rd/'history.csv'); hist['epoch'] = range(len(hist))
         plot_history(hist.drop(columns=['phase']), rd/'plots')
         plot_confusion(metrics['confusion_matrix'], split.classes, rd/'plots'/'confusion_matrix.png', title='Confusion matrix (validation)')
         save_hf_model(learn.model.cpu(), tokenizer, rd/'model', dict(arch=cfg.model.arch, classes=split.classes, data_version=split.version,
-                      text_column=cfg.data.text_column, label_column=cfg.data.label_column, pretrained=src))
+                      text_column=cfg.data.text_column, label_column=cfg.data.label_column, pretrained=src, text_normalize=norm))
     except BaseException as e:
         rd.update_run(status='failed', error=f"{type(e).__name__}: {e}", duration_s=round(time.time() - start, 2))
         raise

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 import medtrain
 from .config import MedtrainError, DataError, ConfigError, ServeConfig, EvalConfig, progress_iter
 from .metrics import compute_metrics, plot_confusion
+from .evaluate import bootstrap_ci, calibration_report, apply_temperature, plot_reliability
 from .text import TextPredictor, load_text_model, is_text_model, read_text_table, split_text_table
 import medtrain.text_hf   # registers the loader of hf: models (transformers itself is imported only to load one)
 from .registry import Registry, resolve_model, is_reference
@@ -34,9 +35,22 @@ def _test_table(model_dir: Path, test_data, meta: dict) -> pd.DataFrame:
     df = pd.read_csv(splits, dtype=str, keep_default_na=False)
     return df[df.split == 'test']
 
-def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalConfig | None = None, progress: bool = True) -> dict:
-    "Metrics of a text model on labelled texts; writes `metrics.json`, `confusion_matrix.png`, `worst_errors.csv` into `out`."
+def _valid_table(model_dir: Path, valid_data, meta: dict) -> pd.DataFrame:
+    "The labelled validation texts for `--calibrate`: `valid_data` (its `valid` rows when it has a split column), else the run's."
+    if valid_data is not None:
+        df = read_text_table(valid_data, meta.get('text_column', 'text'), meta.get('label_column', 'label'))
+        return df[df.split == 'valid'] if 'split' in df.columns and (df.split == 'valid').any() else df
+    splits = model_dir.parent/'splits.csv'
+    if not splits.is_file(): raise ConfigError(f"--valid-data: needed for --calibrate ({model_dir} is not inside a run dir with splits.csv)")
+    df = pd.read_csv(splits, dtype=str, keep_default_na=False)
+    return df[df.split == 'valid']
+
+def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalConfig | None = None, progress: bool = True, valid_data=None) -> dict:
+    """Metrics of a text model on labelled texts, with bootstrap CIs (and, with `cfg.calibrate`, a temperature fitted on the
+    validation texts); writes `metrics.json`, `confusion_matrix.png`, `worst_errors.csv` (and `reliability_calibrated.png`) into `out`."""
     cfg = cfg or EvalConfig()
+    if cfg.target_sensitivity is not None: raise ConfigError("--target-sensitivity: not available for text models yet (image models only)")
+    if cfg.tta: raise ConfigError("--tta: test-time augmentation flips images; a text model has none")
     model_dir = resolve_model(model_ref, registry)
     pred = load_text_model(model_dir)
     classes = pred.classes
@@ -51,6 +65,16 @@ def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalC
     y = np.array([classes.index(l) for l in df.label])
     metrics = dict(compute_metrics(y, probs, classes), model=str(model_dir), test_data=str(test_data) if test_data else 'run test split',
                    seconds=round(time.time() - t, 2))
+    metrics['ci95'] = bootstrap_ci(y, probs, cfg.n_boot, level=cfg.ci_level)
+    if 'binary' in metrics: metrics['binary'].setdefault('positive', classes[1])   # as `evaluate` says: rates of the second class
+    if cfg.calibrate:
+        vdf = _valid_table(model_dir, valid_data, pred.meta)
+        bad = sorted(set(vdf.label) - set(classes))
+        if vdf.empty or bad: raise DataError(f"--valid-data: {'no labelled validation texts' if vdf.empty else f'labels {bad[:5]} are not classes of this model'}")
+        p_valid = pred.probs(vdf.text.tolist())
+        metrics['calibration'] = calibration_report([classes.index(l) for l in vdf.label], p_valid, y, probs)
+        plot_reliability(y, apply_temperature(probs, metrics['calibration']['temperature']), out/'reliability_calibrated.png',
+                         'Reliability after temperature scaling')
     (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
     plot_confusion(metrics['confusion_matrix'], classes, out/'confusion_matrix.png', title='Confusion matrix (test)')
     wrong = np.flatnonzero(probs.argmax(1) != y)
@@ -60,7 +84,13 @@ def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalC
     errors.to_csv(out/'worst_errors.csv', index=False)
     if progress:
         print(pd.DataFrame(metrics['per_class']).T.round(3).to_string())
-        print(f"test: {metrics['n']} texts, accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, weighted-F1 {metrics['weighted_f1']:.3f}")
+        ci = metrics['ci95']['macro_f1']
+        print(f"test: {metrics['n']} texts, accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
+              f"({cfg.ci_level:.0%} CI {ci[0]:.3f}–{ci[1]:.3f}), weighted-F1 {metrics['weighted_f1']:.3f}")
+        if 'calibration' in metrics:
+            c = metrics['calibration']
+            print(f"calibration: temperature {c['temperature']:.3f} (fitted on {len(vdf)} validation texts); test ECE {c['ece_before']:.3f} → {c['ece_after']:.3f}, "
+                  f"NLL {c['nll_before']:.3f} → {c['nll_after']:.3f}")
         with pd.option_context('display.max_colwidth', 80, 'display.width', 200):
             print("most confident errors:\n" + errors.head(5).to_string(index=False))
         print(f"→ {out} (metrics.json, confusion_matrix.png, worst_errors.csv)")

@@ -2,7 +2,7 @@
 import json, os
 from pathlib import Path
 import httpx, pandas as pd, pytest, yaml
-from conftest import medtrain_inproc
+from conftest import ROOT, medtrain, medtrain_inproc
 from test_serve import _serving
 
 POS = ['nzuri', 'safi', 'bora', 'asante', 'furaha', 'vizuri']
@@ -36,14 +36,21 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
     assert meta['modality'] == 'text' and meta['classes'] == ['negative', 'positive'] and (run/'lm'/'encoder.safetensors').exists()
     assert json.loads((run/'lm'/'lm.json').read_text())['n_texts'] > 0.6 * 120   # LM read train + valid + the unlabelled file
 
-    r = medtrain_inproc('evaluate', '--model-path', run/'model', '--quiet', check=True)   # the run's own test split
+    r = medtrain_inproc('evaluate', '--model-path', run/'model', '--calibrate', '--n-boot', '200', '--quiet', check=True)   # the run's own test split
     m = json.loads((run/'test'/'metrics.json').read_text())
     assert set(m['per_class']) == {'negative', 'positive'} and m['n'] == 24 and (run/'test'/'confusion_matrix.png').exists()
+    assert m['ci95']['macro_f1'][0] <= m['macro_f1'] <= m['ci95']['macro_f1'][1]   # bootstrap CIs, as for images
+    assert m['calibration']['temperature'] > 0 and (run/'test'/'reliability_calibrated.png').exists()   # fitted on the run's valid split
     worst = pd.read_csv(run/'test'/'worst_errors.csv')
     assert list(worst.columns) == ['text', 'label', 'predicted', 'confidence']   # errors shown as text
 
+    # the papermill evaluation report: the same numbers, CIs and the worst errors as text
+    medtrain('report', run, '--out', tmp_path/'reports', '--quiet', env={'PYTHONPATH': str(ROOT)}, check=True)
+    page = (tmp_path/'reports'/'run-evaluate.html').read_text()
+    assert 'Most confident errors' in page and 'CI low' in page and 'Temperature' in page
+
     r = medtrain_inproc('export', run/'model')
-    assert r.returncode == 2 and 'text model' in r.stderr and 'Traceback' not in r.stderr   # not yet exportable: said, not a KeyError
+    assert r.returncode == 2 and 'text model' in r.stderr and 'model.safetensors' in r.stderr and 'Traceback' not in r.stderr   # refused, naming the supported format
     reg = tmp_path/'registry'
     medtrain_inproc('registry', 'register', run, '--name', 'feedback', '--registry', reg, check=True)
     medtrain_inproc('registry', 'promote', 'feedback', '1', '--registry', reg, check=True)
@@ -81,6 +88,12 @@ def test_text_config_errors_name_the_key(tmp_path):
     assert r.returncode == 2 and "did you mean 'awd_lstm_small'" in r.stderr and not (tmp_path/'r2').exists()
     r = medtrain_inproc('train', '--config', cfg, '--set', 'data.label_column=stars', '--run-dir', tmp_path/'r3')
     assert r.returncode != 0 and "stars" in r.stderr and 'Traceback' not in r.stderr
+    for cmd in (['cv', '--out', tmp_path/'cv'], ['tune', '--preset', '--out', tmp_path/'tune'], ['lr-find', '--out', tmp_path/'lr']):
+        r = medtrain_inproc(*cmd, '--config', cfg)   # image-only commands say so in one sentence, and create nothing
+        assert r.returncode == 2 and f"{cmd[0]}: not available for text data" in r.stderr and 'Traceback' not in r.stderr, (cmd, r.stderr)
+        assert not cmd[-1].exists()
+    r = medtrain_inproc('train', '--config', cfg, '--set', 'data.text_normalize=twet', '--run-dir', tmp_path/'r4')
+    assert r.returncode == 2 and "did you mean 'tweet'" in r.stderr and not (tmp_path/'r4').exists()
 
 def test_hf_encoder_saved_locally_trains_and_predicts_offline(tmp_path):
     "model.arch: hf:FOLDER — a tiny BERT written with save_pretrained (what a hub download leaves) is fine-tuned, saved, evaluated and used."
@@ -93,7 +106,7 @@ def test_hf_encoder_saved_locally_trains_and_predicts_offline(tmp_path):
     medtrain_inproc('train', '--config', cfg, '--set', f'model.arch=hf:{enc}', '--set', 'train.lr=1e-3', '--run-dir', tmp_path/'run', '--quiet', check=True)
     meta = json.loads((tmp_path/'run'/'model'/'model.json').read_text())
     assert meta['kind'] == 'hf' and 'hf-tokenizer.json' in meta['files'] and 'hf-config.json' in meta['files']
-    medtrain_inproc('evaluate', '--model-path', tmp_path/'run'/'model', '--quiet', check=True)
+    medtrain_inproc('evaluate', '--model-path', tmp_path/'run'/'model', '--n-boot', '50', '--quiet', check=True)
     assert json.loads((tmp_path/'run'/'test'/'metrics.json').read_text())['n'] == 24
     (tmp_path/'new.csv').write_text('tweet\nhuduma nzuri\nhasira kero\n')
     medtrain_inproc('predict', '--model', tmp_path/'run', '--input', tmp_path/'new.csv', '--output', tmp_path/'p.csv', '--quiet', check=True)
