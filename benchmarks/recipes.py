@@ -34,6 +34,8 @@ ROWS = {   # name: overrides on top of the data/model settings; `quick` plus eac
     'strong − EMA': ['train.recipe=strong', 'train.ema=null'],
     'strong − label smoothing': ['train.recipe=strong', 'train.label_smoothing=0'],
     'strong − progressive': ['train.recipe=strong', 'augment.progressive=null'],
+    'strong − MixUp − progressive': ['train.recipe=strong', 'augment.mixup=0', 'augment.progressive=null'],
+    'strong − MixUp − progressive − EMA': ['train.recipe=strong', 'augment.mixup=0', 'augment.progressive=null', 'train.ema=null'],
 }
 
 def _mean_sd(xs): return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
@@ -44,12 +46,13 @@ def main(argv=None):
     ap.add_argument('--noise', type=float, default=0.1); ap.add_argument('--majority', type=float, default=0.6)
     ap.add_argument('--arch', default='medcnn_small'); ap.add_argument('--size', type=int, default=32)
     ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--first-seed', type=int, default=42)
+    ap.add_argument('--set', nargs='*', default=[], help='more config overrides for every row (KEY=VALUE)')
     ap.add_argument('--rows', nargs='*', default=None, help='row names to run (exact); default all')
     ap.add_argument('--work-dir', default=None); ap.add_argument('--results', action='store_true'); ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     work = Path(a.work_dir or tempfile.mkdtemp(prefix='recipes-'))
     base = [f'data.path={work}/data', f'data.synthetic.n_images={a.n}', f'data.synthetic.image_size={a.size}', f'data.size={a.size}',
-            f'data.synthetic.noise={a.noise}', f'data.synthetic.majority={a.majority}', f'model.arch={a.arch}', 'train.device=cpu']
+            f'data.synthetic.noise={a.noise}', f'data.synthetic.majority={a.majority}', f'model.arch={a.arch}', 'train.device=cpu', *a.set]
     rows = {k: v for k, v in ROWS.items() if a.rows is None or k in a.rows}
     table = []
     for name, extra in rows.items():
@@ -57,7 +60,7 @@ def main(argv=None):
         for s in range(a.seeds):
             cfg = load_config(overrides=base + extra + [f'train.seed={a.first_seed + s}'], environ={})
             t = time.time()
-            res = train(cfg, work/f"{name.replace(' ', '_')}-{s}", progress=False)
+            res = train(cfg, work/f"{name.replace(' ', '_')}-{a.first_seed + s}", progress=False)
             secs.append(time.time() - t)
             m = evaluate(res.run_dir/'model', res.run_dir/'test.csv', res.run_dir/'test', progress=False, tta=False, cfg=EvalConfig(n_boot=10))
             scores.append((m['balanced_accuracy'], m['macro_f1']))
