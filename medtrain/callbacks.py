@@ -89,9 +89,11 @@ class EMA(Callback):
     @property
     def model(self): return get_model(self.learn.model)   # under DDP, the module inside the wrapper: same weights, plain names
     def before_fit(self):
-        self.ema = ModelEmaV3(self.model, decay=self.decay)
-        self.raw = None
-    def after_step(self): self.ema.update(self.model)
+        self.ema = ModelEmaV3(self.model, decay=self.decay, use_warmup=True)
+        self.raw, self.steps = None, 0
+    def after_step(self):
+        self.steps += 1
+        self.ema.update(self.model, step=self.steps)
     def before_validate(self):
         self.raw = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(self.ema.module.state_dict())
@@ -102,8 +104,8 @@ class EMA(Callback):
     def after_fit(self):
         if not any(isinstance(cb, SaveModelCallback) for cb in self.learn.cbs):   # that one loads the best (averaged) weights itself
             self.model.load_state_dict(self.ema.module.state_dict())
-    def state_dict(self): return {'ema': self.ema.module.state_dict()}
-    def load_state_dict(self, state): self.ema.module.load_state_dict(state['ema'])
+    def state_dict(self): return {'ema': self.ema.module.state_dict(), 'steps': self.steps}
+    def load_state_dict(self, state): self.ema.module.load_state_dict(state['ema']); self.steps = state.get('steps', 0)
 
 # %% ../nbs/05_callbacks.ipynb #b7c5cc6b
 class CPUAutocast(Callback):

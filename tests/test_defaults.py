@@ -54,3 +54,20 @@ def test_startup_reuses_scan_verdicts_without_the_image_cache(tmp_path, monkeypa
     Image.new('L', (32, 32), 7).save(changed)
     third = prepare_data(cfg.data, progress=False)
     assert opened == [changed] and third.version != first.version
+
+def test_quickstart_and_tutorials_use_the_defaults():
+    "The quickstart config, the README's quickstart commands and the tutorials set no speed or accuracy flag: what they show is what a user gets without flags."
+    import re, yaml
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    flags = ('data.cache', 'data.imbalance', 'train.precision', 'train.channels_last', 'train.ema', 'train.label_smoothing',
+             'train.recipe', 'augment.mixup', 'augment.cutmix', 'augment.progressive')
+    qs = yaml.safe_load((root/'configs'/'quickstart.yaml').read_text())
+    assert not [k for k in flags if k.split('.')[1] in (qs.get(k.split('.')[0]) or {})], qs
+    setting = re.compile(r'(?:' + '|'.join(re.escape(k) for k in flags) + r')=|--(?:no-)?tta\b')   # an override (--set KEY=…, KEY=… in a list), or evaluate's TTA switch
+    pages = sorted((root/'nbs'/'tutorials').glob('*.ipynb')) + [root/'nbs'/'index.ipynb']
+    def shown(cell):   # what a reader runs: code cells, and the fenced blocks of the prose
+        text = ''.join(cell['source'])
+        return text if cell['cell_type'] == 'code' else '\n'.join(re.findall(r'```[a-z]*\n(.*?)```', text, re.S))
+    found = [(p.name, m.group(0)) for p in pages for c in json.loads(p.read_text())['cells'] for m in setting.finditer(shown(c))]
+    assert found == [], found
