@@ -17,7 +17,7 @@ from fastai.data.block import TransformBlock
 from fastai.data.core import TfmdDL
 from fastai.callback.core import Callback
 from fastai.learner import Metric
-from fastcore.all import L
+from fastcore.all import L, patch
 from sklearn.metrics import roc_auc_score, f1_score, precision_recall_curve, mean_absolute_error, mean_squared_error, r2_score
 
 from .config import Choices, ConfigError, DataError, MedtrainError, Config, TaskConfig, import_object, get_device, seed_everything, progress_iter
@@ -428,10 +428,16 @@ def load_multitask_model(path, device='cpu') -> tuple[MultiTaskModel, dict]:
 
 class TaskOutputs(nn.Module):
     "A multi-task model whose forward returns one raw output tensor per task (in task order): one named ONNX output each."
-    def __init__(self, model: MultiTaskModel): super().__init__(); self.model = model
+    def __init__(self, model: MultiTaskModel):
+        super().__init__(); self.model, self.output_names = model, [t.name for t in model.taskset]
     def forward(self, x):
         out = self.model(x)
         return tuple(out[:, s] for s in self.model.taskset.out_slices.values())
+
+@patch
+def task_outputs(self: MultiTaskModel) -> TaskOutputs:
+    "This model with one output per task (what the export chapter exports: it needs no import of this chapter)."
+    return TaskOutputs(self)
 
 def multitask_test_dl(df: pd.DataFrame, taskset: TaskSet, meta: dict, bs: int = 64, device=None) -> TfmdDL:
     "A labelled, unshuffled, un-augmented loader over `df` (its `label` JSON encoded per task) with the model's preprocessing."
