@@ -127,3 +127,12 @@ def test_serve_answers_per_task_typed_and_equal_to_the_learner(mt_run, tmp_path)
         np.testing.assert_allclose(a['malignant']['probability'], float(expected['malignant'][i, 0]), atol=1e-4)
         np.testing.assert_allclose(list(a['findings']['probabilities'].values()), expected['findings'][i].numpy(), atol=1e-4)
         np.testing.assert_allclose(a['thickness']['value'], float(expected['thickness'][i, 0]), rtol=1e-4, atol=1e-4)
+
+def test_report_notebook_shows_every_task(mt_run, tmp_path):
+    "`medtrain report RUN_DIR` (the papermill evaluate notebook) on a multi-task run: a section per task with its plots."
+    rd, _ = mt_run
+    from medtrain.evaluate import run_report   # `medtrain report` is this call; in process, with fewer bootstrap resamples
+    run_report(rd, tmp_path/'reports', progress=False, n_boot=50)
+    page = (tmp_path/'reports'/f'{rd.name}-evaluate.html').read_text()
+    for name, kind in KINDS.items(): assert f'Task <code>{name}</code> ({kind},' in page, name
+    assert page.count('<img') >= 6 and 'Traceback' not in page
