@@ -309,7 +309,7 @@ class ServedModel:
         self.meta, self.digest = read_meta(self.model_dir), model_hash(self.model_dir)
         self.version = version and dict(name=version['name'], version=version['version'], stage=version['stage'])
         self.model = dict(self.version or dict(name=_model_name(self.model_dir), version=None, stage=None), arch=self.meta['arch'], sha256=self.digest[:16])
-        self.monitor = DriftMonitor(read_reference(self.model_dir), self.meta)
+        self.monitor = DriftMonitor(None if is_multitask(self.meta) else read_reference(self.model_dir), self.meta)   # drift per task: not yet
         self.predictor = self.batcher = None
 
     def load(self, threads: int | None = None, warm: bool = True) -> 'ServedModel':
