@@ -15,7 +15,7 @@ def lesions(tmp_path_factory):
     from medtrain.data import make_synthetic
     from medtrain.config import SyntheticConfig
     d = tmp_path_factory.mktemp('lesions')
-    syn = make_synthetic(d/'syn', SyntheticConfig(n_images=96, image_size=32, majority=0.4), seed=0, progress=False)
+    syn = make_synthetic(d/'syn', SyntheticConfig(n_images=64, image_size=32, majority=0.4), seed=0, progress=False)
     dark = np.array([(np.asarray(Image.open(p).convert('L')) < 110).mean() for p in syn.path])
     rows = pd.DataFrame(dict(path=syn.path, patient_id=syn.patient_id, dx=syn.label,
                              malignant=np.where(syn.label.isin(['mel', 'bcc', 'akiec']), 'yes', 'no'),
@@ -70,11 +70,11 @@ KINDS = dict(diagnosis='multiclass', malignant='binary', findings='multilabel', 
 
 def test_evaluate_a_section_per_task_with_intervals(mt_run, lesions, cli_inproc, tmp_path):
     rd, _ = mt_run
-    r = cli_inproc('evaluate', '--model-path', rd/'model', '--test-data', lesions, '--out', tmp_path/'ev', '--n-boot', '50', '-q')
+    r = cli_inproc('evaluate', '--model-path', rd/'model', '--out', tmp_path/'ev', '--n-boot', '50', '-q')   # default: the run's test.csv
     assert r.returncode == 0, r.stderr
     assert 'diagnosis macro_f1' in r.stdout and 'thickness mae' in r.stdout, r.stdout
     m = json.loads((tmp_path/'ev'/'metrics.json').read_text())
-    assert {k: v['kind'] for k, v in m['tasks'].items()} == KINDS and m['n'] == 94          # the two rows with no target are not scored
+    assert {k: v['kind'] for k, v in m['tasks'].items()} == KINDS and m['n'] == len(pd.read_csv(rd/'test.csv'))
     t = m['tasks']
     assert len(t['diagnosis']['confusion_matrix']) == len(t['diagnosis']['per_class']) and t['malignant']['binary']['positive'] == 'yes'
     assert set(t['findings']['per_label']) == {'dark', 'small'} and all('auc' in v and 'f1' in v for v in t['findings']['per_label'].values())
