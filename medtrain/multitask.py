@@ -436,8 +436,8 @@ class TaskOutputs(nn.Module):
 
 @patch
 def task_outputs(self: MultiTaskModel) -> TaskOutputs:
-    "This model with one output per task (what the export chapter exports: it needs no import of this chapter)."
-    return TaskOutputs(self)
+    "This model with one output per task (what the export chapter exports: it needs no import of this chapter), in this model's train/eval mode."
+    return TaskOutputs(self).train(self.training)   # a new module starts in train mode: exported so, BatchNorm would use batch statistics
 
 def multitask_test_dl(df: pd.DataFrame, taskset: TaskSet, meta: dict, bs: int = 64, device=None) -> TfmdDL:
     "A labelled, unshuffled, un-augmented loader over `df` (its `label` JSON encoded per task) with the model's preprocessing."
