@@ -14,9 +14,10 @@ from .config import MedtrainError, DataError, Choices, get_device
 from .registry import resolve_model, is_reference, SIDECAR, WEIGHTS
 
 # %% auto #0
-__all__ = ['ONNX_FILE', 'TORCHSCRIPT_FILE', 'BACKENDS', 'read_meta', 'load_torch_model', 'preprocess', 'ShardMember',
-           'open_input', 'load_input', 'input_extensions', 'list_inputs', 'OnnxPredictor', 'TorchPredictor',
-           'model_hash', 'onnx_predictor', 'torch_predictor', 'load_predictor', 'softmax', 'apply_decision', 'decode']
+__all__ = ['ONNX_FILE', 'TORCHSCRIPT_FILE', 'BACKENDS', 'read_meta', 'load_torch_model', 'is_multitask', 'preprocess',
+           'ShardMember', 'open_input', 'load_input', 'input_extensions', 'list_inputs', 'OnnxPredictor',
+           'TorchPredictor', 'model_hash', 'onnx_predictor', 'torch_predictor', 'load_predictor', 'softmax',
+           'apply_decision', 'decode', 'decode_tasks']
 
 # %% ../nbs/09a_bundle.ipynb #9416db65
 ONNX_FILE, TORCHSCRIPT_FILE = 'model.onnx', 'model.torchscript.pt'
@@ -30,9 +31,16 @@ def read_meta(model_dir) -> dict:
     return {'head': 'timm', 'decision': None, **meta}
 
 def load_torch_model(model_dir, device='cpu'):
-    "`(model, meta)`: the PyTorch model of a model folder (`medtrain.models.load_model`), in eval mode, on `device`."
+    "`(model, meta)`: the PyTorch model of a model folder (`medtrain.models.load_model`; a multi-task one: `medtrain.multitask.load_multitask_model`), in eval mode, on `device`."
+    if is_multitask(read_meta(model_dir)):   # several heads: the multi-task chapter rebuilds it from the tasks in the sidecar
+        from medtrain.multitask import load_multitask_model
+        return load_multitask_model(model_dir, device)
     from medtrain.models import load_model   # timm + fastai: only when a PyTorch model is really needed (the bundle stays light)
     return load_model(model_dir, device)
+
+def is_multitask(meta: dict) -> bool:
+    "Whether the sidecar `meta` is a multi-task model's (several heads; answers per task, see `decode_tasks`)."
+    return meta.get('model_kind') == 'multitask'
 
 # %% ../nbs/09a_bundle.ipynb #b532b58f
 def preprocess(img: Image.Image, size: int, mean, std) -> np.ndarray:
@@ -94,7 +102,9 @@ class OnnxPredictor:
         if threads: opts.intra_op_num_threads = threads
         providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider') if p in ort.get_available_providers()]
         self.session, self.meta = ort.InferenceSession(str(onnx_path), opts, providers=providers), meta
-    def logits(self, batch: np.ndarray) -> np.ndarray: return self.session.run(None, {'input': np.ascontiguousarray(batch, np.float32)})[0]
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        outs = self.session.run(None, {'input': np.ascontiguousarray(batch, np.float32)})
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, 1)   # a multi-task export: one named output per task, side by side
 
 class TorchPredictor:
     "Logits from the PyTorch model (safetensors weights)."
@@ -163,3 +173,31 @@ def decode(logits: np.ndarray, classes, top_k: int = 3, decision: dict | None = 
             o['decision'] = dict(label=label, positive_class=decision.get('positive_class'), threshold=decision.get('threshold'),
                                  temperature=decision.get('temperature'), metric=decision.get('metric'), target=decision.get('target'))
     return out
+
+# %% ../nbs/09a_bundle.ipynb #2fede84c
+def _sigmoid(x): return 1 / (1 + np.exp(-x))
+
+def decode_tasks(outputs: np.ndarray, tasks: list[dict], top_k: int = 3) -> list[dict]:
+    "One answer `{tasks: {NAME: ...}}` per row of a multi-task model's concatenated `outputs`; `tasks` is the sidecar's list."
+    outputs, at = np.asarray(outputs, np.float64), 0
+    widths = [len(t.get('vocab') or []) if t['kind'] in ('multiclass', 'multilabel') else 1 for t in tasks]
+    if sum(widths) != outputs.shape[1]: raise MedtrainError(f"the model answered {outputs.shape[1]} outputs, its tasks expect {sum(widths)}: the sidecar does not match the weights")
+    answers = [{} for _ in range(len(outputs))]
+    for t, n in zip(tasks, widths):
+        kind, vocab, name = t['kind'], list(t.get('vocab') or []), t['name']
+        o, at = outputs[:, at:at + n], at + n
+        if kind == 'multiclass':
+            for a, p in zip(answers, softmax(o)):
+                a[name] = dict(kind=kind, label=vocab[int(p.argmax())], probability=round(float(p.max()), 6),
+                               probabilities={c: round(float(v), 6) for c, v in zip(vocab, p)},
+                               top_k=[dict(label=vocab[i], probability=round(float(p[i]), 6)) for i in np.argsort(-p)[:top_k]])
+        elif kind == 'binary':
+            for a, p in zip(answers, _sigmoid(o[:, 0])):
+                a[name] = dict(kind=kind, label=vocab[int(p >= 0.5)], probability=round(float(p), 6), positive_class=vocab[1], threshold=0.5)
+        elif kind == 'multilabel':
+            for a, p in zip(answers, _sigmoid(o)):
+                a[name] = dict(kind=kind, labels=[c for c, v in zip(vocab, p) if v >= 0.5], probabilities={c: round(float(v), 6) for c, v in zip(vocab, p)},
+                               threshold=0.5)
+        else:
+            for a, v in zip(answers, o[:, 0] * float(t.get('std', 1.0)) + float(t.get('mean', 0.0))): a[name] = dict(kind=kind, value=float(v))
+    return [dict(tasks=a) for a in answers]

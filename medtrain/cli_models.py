@@ -27,6 +27,11 @@ def _evaluate(args):
         from medtrain.text_serve import evaluate_text
         evaluate_text(args.model_path, tests[0] if tests else None, args.out, cfg=cfg, progress=not args.quiet, valid_data=args.valid_data); return
     tests = args.test_data or []
+    from medtrain.bundle import read_meta, is_multitask
+    if is_multitask(read_meta(model)):   # several tasks: one test CSV, by default its run's test split
+        if len(tests) > 1: raise ConfigError("--test-data: a multi-task model is evaluated on one test CSV (default: its run's test.csv)")
+        evaluate(model, tests[0] if tests else Path(model).parent/'test.csv', args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
+        return
     if len(tests) == 1:
         evaluate(model, tests[0], args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
         return

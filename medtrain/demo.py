@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bundle import open_input, load_torch_model, WEIGHTS
+from .bundle import open_input, load_torch_model, WEIGHTS, is_multitask
 from .serve import decode_upload, predict_batch, UploadError
 
 # %% auto #0
-__all__ = ['NOT_UPLOADED', 'cam_layer', 'grad_cam', 'saliency', 'heat_map', 'overlay', 'uploaded_bytes', 'make_classify',
-           'build_demo', 'mount_demo']
+__all__ = ['NOT_UPLOADED', 'cam_layer', 'grad_cam', 'saliency', 'heat_map', 'overlay', 'uploaded_bytes', 'task_panels',
+           'cam_target', 'make_classify', 'build_demo', 'mount_demo']
 
 # %% ../nbs/11d_demo.ipynb #ad9d3ea1
 def cam_layer(model):
@@ -90,6 +90,29 @@ def uploaded_bytes(payload, upload_root, max_bytes: int) -> tuple[bytes, str]:
     if p.stat().st_size > max_bytes: raise ValueError(f"over the upload limit of {max_bytes:,} bytes")
     return p.read_bytes(), Path(name or p.name).name
 
+def task_panels(answer: dict, tasks: list[dict]) -> list:
+    "One demo panel value per task of a multi-task answer: class or label probabilities (`gr.Label`), or a regression value as text."
+    out = []
+    for t in tasks:
+        a = answer['tasks'][t['name']]
+        if t['kind'] == 'regression': out.append(f"{a['value']:.4g}")
+        elif t['kind'] == 'binary': out.append({a['positive_class']: a['probability'], t['vocab'][0]: 1 - a['probability']})
+        else: out.append(a['probabilities'])
+    return out
+
+def cam_target(answer: dict, tasks: list[dict]) -> tuple[int, str]:
+    "The output the heat map explains, `(index in the joined outputs, caption)`: the first classification task's predicted class (binary: its positive logit; multilabel: its most probable label)."
+    at = 0
+    for t in tasks:
+        a = answer['tasks'][t['name']]
+        if t['kind'] == 'multiclass': return at + t['vocab'].index(a['label']), f"{t['name']}: {a['label']}"
+        if t['kind'] == 'binary': return at, f"{t['name']}: {a['positive_class']}"
+        if t['kind'] == 'multilabel':
+            c = max(a['probabilities'], key=a['probabilities'].get)
+            return at + t['vocab'].index(c), f"{t['name']}: {c}"
+        at += 1
+    return 0, tasks[0]['name']   # regression only: what drives the first value
+
 def make_classify(model_dir, meta: dict, limits, get_predictor, top_k: int = 3, upload_root=None):
     "The demo's event: uploaded file (Gradio `FileData`) → (class probabilities, heat-map overlay)."
     import gradio as gr
@@ -112,14 +135,17 @@ def make_classify(model_dir, meta: dict, limits, get_predictor, top_k: int = 3, 
         try: x = decode_upload(data, name, meta, limits)
         except UploadError as e: raise gr.Error(str(e)) from None
         res, = predict_batch(p, x[None], top_k)
+        multi = is_multitask(meta)   # several tasks: one panel each, the heat map for the first classification task
+        panels = task_panels(res, meta['tasks']) if multi else [res['probabilities']]
+        target, what = cam_target(res, meta['tasks']) if multi else (meta['classes'].index(res['top_k'][0]['label']), 'top class')
         shown = open_input(io.BytesIO(data), meta).resize((meta['size'], meta['size']), Image.BILINEAR)
         m = model()
-        if m is None: return res['probabilities'], gr.Image(shown.resize((256, 256)), label='image (no weights for a heat map)')
-        try: cam, method = heat_map(m, x, meta['classes'].index(res['top_k'][0]['label']))
+        if m is None: return *panels, gr.Image(shown.resize((256, 256)), label='image (no weights for a heat map)')
+        try: cam, method = heat_map(m, x, target)
         except Exception as e:   # an explanation must never cost the answer
             print(f"demo: no heat map for {meta['arch']}: {type(e).__name__}: {e}", flush=True)
-            return res['probabilities'], gr.Image(shown.resize((256, 256)), label='image (no heat map for this model)')
-        return res['probabilities'], gr.Image(overlay(shown, cam).resize((256, 256), Image.BILINEAR), label=f'{method} (top class)')
+            return *panels, gr.Image(shown.resize((256, 256)), label='image (no heat map for this model)')
+        return *panels, gr.Image(overlay(shown, cam).resize((256, 256), Image.BILINEAR), label=f'{method} ({what})')
     return classify
 
 def build_demo(model_dir, meta: dict, limits, get_predictor, top_k: int = 3):
@@ -136,11 +162,14 @@ def build_demo(model_dir, meta: dict, limits, get_predictor, top_k: int = 3):
                 upload = gr.File(label='image', file_types=['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dcm', '.dicom'], elem_id='upload')
                 button = gr.Button('Classify', variant='primary', elem_id='classify')
             with gr.Column():
-                label = gr.Label(num_top_classes=top_k, label='class probabilities', elem_id='probabilities')
+                if is_multitask(meta):   # one panel per task
+                    panels = [gr.Textbox(label=f"{t['name']} (regression)", elem_id=f"task-{t['name']}") if t['kind'] == 'regression' else
+                              gr.Label(num_top_classes=top_k, label=f"{t['name']} ({t['kind']})", elem_id=f"task-{t['name']}") for t in meta['tasks']]
+                else: panels = [gr.Label(num_top_classes=top_k, label='class probabilities', elem_id='probabilities')]
                 cam_img = gr.Image(label='heat map (top class)', type='pil', elem_id='gradcam')
         # preprocess=False: Gradio hands `classify` the FileData and opens nothing itself
-        button.click(classify, upload, [label, cam_img], preprocess=False, api_name='classify')
-        upload.upload(classify, upload, [label, cam_img], preprocess=False, api_name='classify_upload')
+        button.click(classify, upload, [*panels, cam_img], preprocess=False, api_name='classify')
+        upload.upload(classify, upload, [*panels, cam_img], preprocess=False, api_name='classify_upload')
     return blocks
 
 def mount_demo(app, model_dir, meta: dict, limits, get_predictor, top_k: int = 3, path: str = '/demo'):

@@ -21,13 +21,18 @@ from pydantic import ValidationError
 from .config import DataConfig, EvalConfig, ConfigError, DataError, MedtrainError, explain, progress_iter
 from .data import load_source, test_dl, open_image
 from .models import load_model, read_meta, write_meta, set_normalize
+from .data import task_columns
+from .multitask import load_multitask_model, multitask_test_dl, predict_outputs, task_metrics, summary_line, TaskSet
+from sklearn.metrics import r2_score
 
 # %% auto #0
-__all__ = ['HEADLINE', 'bootstrap_ci', 'plot_reliability', 'plot_curves', 'threshold_for_sensitivity', 'operating_points',
-           'apply_temperature', 'fit_temperature', 'calibration_report', 'predict_tta', 'worst_errors',
-           'plot_worst_errors', 'read_test_data', 'write_report', 'evaluation_decision', 'store_decision', 'evaluate',
-           'report_notebook', 'run_report', 'roc_auc', 'pr_auc', 'expected_calibration_error', 'binary_rates',
-           'compute_metrics', 'plot_confusion', 'plot_history', 'predict']
+__all__ = ['HEADLINE', 'TASK_HEADLINE', 'bootstrap_ci', 'plot_reliability', 'plot_curves', 'threshold_for_sensitivity',
+           'operating_points', 'apply_temperature', 'fit_temperature', 'calibration_report', 'predict_tta',
+           'worst_errors', 'plot_worst_errors', 'read_test_data', 'write_report', 'evaluation_decision',
+           'store_decision', 'evaluate', 'task_ci', 'task_arrays', 'plot_regression', 'plot_label_rocs',
+           'read_task_data', 'write_task_report', 'evaluate_multitask', 'report_notebook', 'run_report', 'roc_auc',
+           'pr_auc', 'expected_calibration_error', 'binary_rates', 'compute_metrics', 'plot_confusion', 'plot_history',
+           'predict']
 
 # %% ../nbs/07_evaluate.ipynb #804796bf
 # re-exported: they lived here before training needed them (see the metrics chapter)
@@ -240,6 +245,9 @@ def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu
     that of `positive_class` (default: the second class in sorted order). An argument left at None takes its value
     from `cfg` (default `EvalConfig()`, where every default is defined)."""
     start = time.time()
+    if read_meta(model_path).get('model_kind') == 'multitask':   # several heads: a section per task (below)
+        return evaluate_multitask(model_path, test_data, out, bs, device, progress, cfg, target_sensitivity=target_sensitivity, calibrate=calibrate,
+                                  tta=tta, valid_data=valid_data, positive_class=positive_class)
     given = dict(bs=bs, target_sensitivity=target_sensitivity, calibrate=calibrate, tta=tta, n_worst=n_worst, positive_class=positive_class)
     cfg = cfg or EvalConfig()
     try: cfg = EvalConfig(**{**cfg.model_dump(), **{k: v for k, v in given.items() if v is not None}})
@@ -304,6 +312,148 @@ def evaluate(model_path, test_data, out=None, bs: int | None = None, device='cpu
                  f"test sensitivity {op['picked']['sensitivity']:.3f}, specificity {op['picked']['specificity']:.3f} "
                  f"(at 0.5: {metrics['binary']['sensitivity']:.3f} / {metrics['binary']['specificity']:.3f})")
     if calibrate: print(f"temperature {metrics['calibration']['temperature']:.3f}: ECE {metrics['calibration']['ece_before']:.3f} → {metrics['calibration']['ece_after']:.3f}")
+    return metrics
+
+# %% ../nbs/07_evaluate.ipynb #894c785e
+def _boot(fns: dict, n: int, n_boot: int, level: float, seed: int = 0) -> dict:
+    "Percentile bootstrap intervals `{name: [low, high]}` of statistics `fn(indices)` over `n` cases (None where never defined)."
+    rng, samples = np.random.default_rng(seed), {k: [] for k in fns}
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        for k, f in fns.items():
+            v = f(idx)
+            if v is not None and np.isfinite(v): samples[k].append(v)
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    return {k: [float(np.percentile(v, lo)), float(np.percentile(v, hi))] if v else None for k, v in samples.items()}
+
+def _macro_auc(y, p):
+    aucs = [roc_auc_score(y[:, i], p[:, i]) for i in range(y.shape[1]) if len(np.unique(y[:, i])) == 2]
+    return float(np.mean(aucs)) if aucs else None
+
+def task_ci(kind: str, y: np.ndarray, a: np.ndarray, n_boot: int = EvalConfig().n_boot, level: float = EvalConfig().ci_level) -> dict:
+    "Bootstrap intervals of one task's headline metrics from its labelled targets `y` and decoded answers `a` (probabilities or values)."
+    if kind == 'multiclass': return bootstrap_ci(y[:, 0].astype(int), a, n_boot, level=level)
+    if kind == 'binary': return bootstrap_ci(y[:, 0].astype(int), np.concatenate([1 - a, a], 1), n_boot, level=level)
+    if kind == 'multilabel':
+        y, pred = y.astype(int), (a >= 0.5).astype(int)
+        return _boot(dict(macro_auc=lambda i: _macro_auc(y[i], a[i]), macro_f1=lambda i: f1_score(y[i], pred[i], average='macro', zero_division=0),
+                          micro_f1=lambda i: f1_score(y[i], pred[i], average='micro', zero_division=0)), len(y), n_boot, level)
+    t, v = y[:, 0], a[:, 0]
+    return _boot(dict(mae=lambda i: float(np.abs(v[i] - t[i]).mean()), rmse=lambda i: float(np.sqrt(((v[i] - t[i]) ** 2).mean())),
+                      r2=lambda i: float(r2_score(t[i], v[i])) if len(np.unique(t[i])) > 1 else None), len(y), n_boot, level)
+
+def task_arrays(taskset: TaskSet, out, targ) -> dict:
+    "`{task: (targets, answers)}` over the images labelled for each task; regression targets back in their unit."
+    answers = taskset.decode(torch.as_tensor(out))
+    res = {}
+    for t in taskset:
+        y = torch.as_tensor(targ)[:, taskset.target_slices[t.name]]
+        known = ~torch.isnan(y).any(1)
+        y, a = y[known].numpy(), answers[t.name][known].numpy()
+        res[t.name] = (y * t.std + t.mean if t.kind == 'regression' else y, a)
+    return res
+
+def plot_regression(y, v, path, title='Predicted against true'):
+    "Predicted against true values with the identity line; MAE and R² in the title."
+    y, v = np.asarray(y, float), np.asarray(v, float)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.scatter(y, v, s=12, alpha=0.7)
+    lo, hi = float(min(y.min(), v.min())), float(max(y.max(), v.max()))
+    ax.plot([lo, hi], [lo, hi], 'k:', lw=1)
+    r2 = f"{r2_score(y, v):.3f}" if len(np.unique(y)) > 1 else '-'
+    ax.set_xlabel('true'); ax.set_ylabel('predicted'); ax.set_title(f'{title}\nMAE {np.abs(v - y).mean():.3g}, R² {r2}', fontsize=9)
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    return path
+
+def plot_label_rocs(y, p, labels, path, title='ROC per label'):
+    "One ROC curve per label of a multilabel task (labels with both outcomes in the data)."
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    for i, c in enumerate(labels):
+        if len(np.unique(y[:, i])) == 2:
+            fpr, tpr, _ = roc_curve(y[:, i], p[:, i]); ax.plot(fpr, tpr, label=f'{c} (AUC {roc_auc_score(y[:, i], p[:, i]):.2f})')
+    ax.plot([0, 1], [0, 1], 'k:', lw=1); ax.set_xlabel('false positive rate'); ax.set_ylabel('true positive rate'); ax.set_title(title)
+    ax.legend(fontsize=7); fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    return path
+
+TASK_HEADLINE = dict(multiclass=HEADLINE, binary=HEADLINE, multilabel=('macro_auc', 'micro_auc', 'macro_f1', 'micro_f1'), regression=('mae', 'rmse', 'r2'))
+
+def read_task_data(test_data, taskset: TaskSet) -> pd.DataFrame:
+    "A multi-task model's labelled test table: a CSV with the tasks' columns (read as training read them), or a run's `test.csv` (targets in `label`)."
+    p = Path(test_data)
+    if not p.exists(): raise DataError(f"--test-data {p}: no such file or folder")
+    if p.suffix != '.csv': raise DataError(f"--test-data {p}: a multi-task model is evaluated on a CSV (with its tasks' columns, or a run's test.csv)")
+    cols = set(pd.read_csv(p, nrows=0).columns)
+    configs = [t.to_config() for t in taskset] if all(t.column or t.columns for t in taskset) else None
+    if configs and set(task_columns(configs)) <= cols: df = load_source(DataConfig(source='csv', path=p, tasks=configs), progress=False)
+    elif 'label' in cols: df = read_test_data(p)
+    else: raise DataError(f"--test-data {p}: has neither the tasks' columns ({', '.join(task_columns(configs)) if configs else '?'}) nor a run's label column")
+    df = df[df.label.notna()].reset_index(drop=True)   # a row with no target at all scores nothing
+    if not len(df): raise DataError(f"--test-data {p}: no row has a target for any task")
+    return df
+
+def write_task_report(metrics: dict, folder, title='medtrain evaluation', plots: dict | None = None):
+    "The HTML report of a multi-task evaluation: per task, its headline metrics with CIs, its per-class/label table and its plots."
+    folder, plots = Path(folder), plots or {}
+    fmt = lambda v: '-' if v is None else (f'{v:.4f}' if isinstance(v, float) else html.escape(str(v)))
+    img = lambda i: f'<figure><img src="data:image/png;base64,{base64.b64encode(Path(i).read_bytes()).decode()}"><figcaption>{html.escape(Path(i).name)}</figcaption></figure>'
+    body = f"<p>{metrics['n']} images; {html.escape(summary_line(metrics))}</p>"
+    for name, m in metrics['tasks'].items():
+        ci = m.get('ci95') or {}
+        rows = ''.join(f"<tr><td>{k}</td><td>{fmt(m.get(k))}</td><td>{'' if not ci.get(k) else f'[{ci[k][0]:.3f}, {ci[k][1]:.3f}]'}</td></tr>"
+                       for k in TASK_HEADLINE.get(m.get('kind'), ()))
+        body += f"<h2>Task {html.escape(name)} ({m.get('kind')}, {m.get('n', 0)} labelled images)</h2>"
+        body += f"<table><tr><th>metric</th><th>value</th><th>{int(round(100 * metrics.get('ci_level', 0.95)))}% CI (bootstrap)</th></tr>{rows}</table>"
+        if m.get('kind') == 'binary': body += f"<p>positive class {html.escape(str(m['binary'].get('positive', '')))}: sensitivity {fmt(m['binary']['sensitivity'])}, specificity {fmt(m['binary']['specificity'])} at 0.5</p>"
+        table = m.get('per_class') or m.get('per_label')
+        if table: body += pd.DataFrame(table).T.to_html(float_format=lambda v: f'{v:.3f}')
+        body += ''.join(img(i) for i in plots.get(name, ()) if Path(i).exists())
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+            f"figure{{display:inline-block;margin:1em}}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    (folder/'report.html').write_text(page)
+    return folder/'report.html'
+
+def evaluate_multitask(model_path, test_data, out=None, bs: int | None = None, device='cpu', progress=True, cfg: EvalConfig | None = None, **single) -> dict:
+    """`evaluate` for a multi-task model: `metrics.json` with `tasks: {NAME: {..., ci95}}`, `predictions.csv` (a column group
+    per task), per-task plots and `report.html`. `single`: the single-task options, refused when set."""
+    start, cfg = time.time(), cfg or EvalConfig()
+    asked = [k for k, v in single.items() if (v if v is not None else getattr(cfg, k, None)) not in (None, False)]   # an argument, or the config's value
+    if asked: raise ConfigError(f"--{asked[0].replace('_', '-')}: not supported for a multi-task model yet (its tasks are evaluated at 0.5, without calibration or TTA)")
+    model, meta = load_multitask_model(model_path, device)
+    taskset = model.taskset
+    df = read_task_data(test_data, taskset)
+    out_t, targ = predict_outputs(model, multitask_test_dl(df, taskset, meta, bs or cfg.bs, device), progress)
+    metrics = dict(n=int(len(df)), ci_level=cfg.ci_level, tasks=task_metrics(taskset, out_t, targ))
+    arrays = task_arrays(taskset, out_t, targ)
+    out = Path(out or Path(model_path).parent/'test'); (out/'plots').mkdir(parents=True, exist_ok=True)
+    plots = {}
+    for t in taskset:
+        y, a = arrays[t.name]
+        m = metrics['tasks'][t.name]
+        if not len(y): continue
+        m['ci95'] = task_ci(t.kind, y, a, cfg.n_boot, cfg.ci_level)
+        if t.kind == 'binary': m['binary'] = dict(m['binary'], positive=t.vocab[1])   # P(positive) is the second value in sorted order
+        f = out/'plots'/t.name; f.mkdir(exist_ok=True)
+        if t.kind in ('multiclass', 'binary'):
+            yi, probs = y[:, 0].astype(int), (a if t.kind == 'multiclass' else np.concatenate([1 - a, a], 1))
+            plot_confusion(m['confusion_matrix'], t.vocab, f/'confusion_matrix.png', title=f'{t.name}: confusion matrix')
+            plots[t.name] = [f/'confusion_matrix.png']
+            plots[t.name] += plot_curves(yi, probs, t.vocab, f)
+        elif t.kind == 'multilabel': plots[t.name] = [plot_label_rocs(y.astype(int), a, t.vocab, f/'roc.png', f'{t.name}: ROC per label')]
+        else: plots[t.name] = [plot_regression(y[:, 0], a[:, 0], f/'scatter.png', f'{t.name}: predicted against true')]
+    (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
+    answers = taskset.decode(out_t)
+    preds = pd.DataFrame(dict(path=df.path.values))
+    for t in taskset:
+        a = answers[t.name].numpy()
+        if t.kind == 'regression': preds[f'{t.name}_value'] = a[:, 0]
+        elif t.kind == 'binary': preds[f'{t.name}_pred'] = [t.vocab[int(p >= 0.5)] for p in a[:, 0]]; preds[f'{t.name}_prob_{t.vocab[1]}'] = a[:, 0]
+        else:
+            preds[f'{t.name}_pred'] = ['|'.join(c for c, v in zip(t.vocab, r) if v >= 0.5) for r in a] if t.kind == 'multilabel' else [t.vocab[i] for i in a.argmax(1)]
+            for i, c in enumerate(t.vocab): preds[f'{t.name}_prob_{c}'] = a[:, i]
+    preds.to_csv(out/'predictions.csv', index=False)
+    write_task_report(metrics, out, f"medtrain evaluation — multi-task {meta['arch']} on {Path(test_data).name}", plots)
+    print(f"evaluated {len(df)} images in {time.time() - start:.1f}s: {summary_line(metrics).removeprefix('validation: ')} → {out}")
     return metrics
 
 # %% ../nbs/07_evaluate.ipynb #e88f1265

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import MedtrainError, ConfigError, Choices, SyntheticConfig
-from .bundle import (preprocess, load_input, softmax, resolve_model, load_torch_model, model_hash, ONNX_FILE, TORCHSCRIPT_FILE,
+from .bundle import (preprocess, load_input, softmax, resolve_model, load_torch_model, model_hash, ONNX_FILE, TORCHSCRIPT_FILE, is_multitask,
                              load_predictor as _load_predictor)
 
 # %% auto #0
@@ -55,6 +55,11 @@ def parity_inputs(meta: dict, images=(), seed: int = 0) -> dict:
 # %% ../nbs/10_export.ipynb #d884cf37
 EXPORTERS = Choices('export format', '--format')
 
+def _joined(out) -> np.ndarray:
+    "A model's output as one array: the outputs of a multi-task model (one per task) side by side, as the bundle's predictors give them."
+    if isinstance(out, (tuple, list)): return np.concatenate([np.asarray(o.detach() if hasattr(o, 'detach') else o, np.float32) for o in out], 1)
+    return np.asarray(out.detach() if hasattr(out, 'detach') else out)
+
 def register_exporter(name: str, file: str | None = None):
     "Decorator: register `f(model, example, path, **kw) -> runner` as export format `name`, writing `file` (default `model.NAME`)."
     def _inner(f):
@@ -64,20 +69,21 @@ def register_exporter(name: str, file: str | None = None):
 
 @register_exporter('onnx', ONNX_FILE)
 def export_onnx(model, example, path, exporter: str = 'dynamo', opset: int = 18):
-    "ONNX with a dynamic batch axis (input `input` N×C×H×W float32, output `logits`)."
+    "ONNX with a dynamic batch axis (input `input` N×C×H×W float32, output `logits`; a multi-task model: one output per task, named by it)."
     import torch, onnxruntime as ort
     if exporter not in ('dynamo', 'legacy'): raise ExportError(f"--onnx-exporter {exporter!r}: use dynamo or legacy")
     x = torch.from_numpy(example)
+    names = list(getattr(model, 'output_names', ['logits']))   # `TaskOutputs` (chapter multitask) names its outputs after the tasks
     kw = (dict(dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},), verbose=False, external_data=False) if exporter == 'dynamo'
-          else dict(dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}))
+          else dict(dynamic_axes={'input': {0: 'batch'}, **{n: {0: 'batch'} for n in names}}))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        try: torch.onnx.export(model, (x,), str(path), dynamo=exporter == 'dynamo', input_names=['input'], output_names=['logits'], opset_version=opset, **kw)
+        try: torch.onnx.export(model, (x,), str(path), dynamo=exporter == 'dynamo', input_names=['input'], output_names=names, opset_version=opset, **kw)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(f"ONNX export ({exporter}) failed: {first} — a data-dependent branch or unsupported op in the model?") from e
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    return lambda b: sess.run(None, {'input': b})[0]
+    return lambda b: _joined(sess.run(None, {'input': b}))
 
 @register_exporter('torchscript', TORCHSCRIPT_FILE)
 def export_torchscript(model, example, path):
@@ -88,19 +94,20 @@ def export_torchscript(model, example, path):
         torch.jit.save(torch.jit.trace(model, torch.from_numpy(example), check_trace=False), str(path))
         loaded = torch.jit.load(str(path), map_location='cpu').eval()
     def run(b):
-        with torch.no_grad(): return loaded(torch.from_numpy(b)).numpy()
+        with torch.no_grad(): return _joined(loaded(torch.from_numpy(b)))
     return run
 
 # %% ../nbs/10_export.ipynb #71929a70
-def parity(reference, candidate, inputs: dict) -> dict:
-    "Max abs difference of softmax probabilities between two `batch → logits` functions, per named input batch."
-    return {k: float(np.abs(softmax(np.asarray(reference(b), np.float64)) - softmax(np.asarray(candidate(b), np.float64))).max())
-            for k, b in inputs.items()}
+def parity(reference, candidate, inputs: dict, probabilities: bool = True) -> dict:
+    """Max abs difference of softmax probabilities between two `batch → logits` functions, per named input batch; with
+    `probabilities=False`, of the raw outputs (a multi-task model: a regression output has no softmax, and a raw difference bounds every task's)."""
+    f = (lambda o: softmax(np.asarray(o, np.float64))) if probabilities else (lambda o: np.asarray(o, np.float64))
+    return {k: float(np.abs(f(reference(b)) - f(candidate(b))).max()) for k, b in inputs.items()}
 
 def _torch_runner(model):
     import torch
     def run(b):
-        with torch.no_grad(): return model(torch.from_numpy(b)).float().numpy()
+        with torch.no_grad(): return _joined(model(torch.from_numpy(b)))
     return run
 
 def _write_meta(model_dir: Path, meta: dict):
@@ -113,22 +120,24 @@ def export_model(model, meta: dict, fmt: str, out, images=(), tol: float = 1e-4,
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     path = out/exporter.export_file
     model = model.float().cpu().eval()
+    multi = is_multitask(meta)
+    if multi: model = model.task_outputs()   # one output per task, named by it (chapter multitask's `TaskOutputs`)
     inputs = parity_inputs(meta, images)
     example = inputs.get('real', inputs['random_5'])
     if len(example) < 2: example = inputs['random_5']   # batch ≥ 2: torch.export specialises a batch of 1
     start = time.time()
     runner = exporter(model, example, path, **kw)
-    diffs = parity(_torch_runner(model), runner, inputs)
+    diffs = parity(_torch_runner(model), runner, inputs, probabilities=not multi)
     worst = max(diffs.values())
     if not np.isfinite(worst) or worst > tol:
         path.unlink(missing_ok=True)
-        raise ExportError(f"{fmt} export does not reproduce the PyTorch model: max abs probability difference {worst:.2e} > {tol:g} "
+        raise ExportError(f"{fmt} export does not reproduce the PyTorch model: max abs {'output' if multi else 'probability'} difference {worst:.2e} > {tol:g} "
                           f"({', '.join(f'{k} {v:.1e}' for k, v in diffs.items())}); file removed")
     return dict(format=fmt, file=path.name, parity_max_abs_diff=diffs, tol=tol, n_real=len(inputs.get('real', [])),
                 seconds=round(time.time() - start, 2), options=kw,
                 preprocessing=dict(decode='medtrain.data.open_image', mode='L' if meta['n_in'] == 1 else 'RGB', resize=meta.get('resize', 'squish'),
                                    interpolation='bilinear', size=meta['size'], scale=1 / 255, mean=meta['mean'], std=meta['std'],
-                                   layout='NCHW', dtype='float32', output='logits (softmax for probabilities)'),
+                                   layout='NCHW', dtype='float32', output='logits (softmax for probabilities)' if not multi else 'one output per task, named by it (decode with the tasks list: medtrain.bundle.decode_tasks)'),
                 decision=meta.get('decision'))   # temperature/threshold to apply to the logits (predict/serve do; see the bundle's apply_decision)
 
 def export(model_ref, fmt: str = 'onnx', out=None, registry=None, tol: float = 1e-4, n_images: int = 8, **kw) -> dict:
@@ -231,6 +240,7 @@ def export_hf(model_ref, out, registry=None, tol: float = 1e-4, n_images: int = 
     import timm, torch
     model_dir = resolve_model(model_ref, registry)
     model, meta = load_torch_model(model_dir)
+    if is_multitask(meta): raise ExportError(f"{model_dir}: a multi-task model (one head per task) has no timm-only form; export it as onnx or torchscript")
     if meta.get('head') != 'timm' or not (model_dir/'config.json').exists():
         raise ExportError(f"{model_dir}: a fastai-head model (model.head: fastai, or written by an older medtrain) is not timm-loadable; "
                           "retrain with model.head: timm to publish it")

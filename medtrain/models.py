@@ -154,8 +154,8 @@ def load_model(path, device='cpu') -> tuple[nn.Module, dict]:
     "Rebuild the model saved in folder `path` (any format); returns `(model in eval mode, meta)`."
     meta = read_meta(path)
     if meta.get('model_kind') == 'multitask':   # the multi-task chapter trains these; reading them downstream comes next
-        raise MedtrainError(f"{path}: a multi-task model; evaluate, predict, serve and export read single-task models only so far "
-                            "(its validation metrics per task are in the run's metrics.json)")
+        raise MedtrainError(f"{path}: a multi-task model; this command reads single-task models only so far "
+                            "(evaluate, predict, serve, export and the demo read multi-task models through medtrain.bundle)")
     model = build_model(meta['arch'], meta['n_in'], len(meta['classes']), size=meta.get('size'), head=meta['head'])
     model.load_state_dict(load_file(str(Path(path)/WEIGHTS)))
     return model.to(device).eval(), meta

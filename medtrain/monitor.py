@@ -157,6 +157,8 @@ def monitor(model_ref, input, out, registry=None, backend: str = 'onnx', n: int 
     to `out`. `result['drift']` is True when any score says drift (`medtrain monitor` then exits with `DRIFT_EXIT_CODE`)."""
     if n < MIN_WINDOW: raise ConfigError(f"--n {n}: at least {MIN_WINDOW} images are needed for a meaningful drift test")
     model_dir = resolve_model(model_ref, registry)
+    if read_meta(model_dir).get('model_kind') == 'multitask':   # its reference and logits are per task; drift per task is not built yet
+        raise ConfigError(f"{model_ref}: drift monitoring of a multi-task model is not supported yet")
     ref = read_reference(model_dir)
     if ref is None: raise MedtrainError(f"{model_ref}: no {REFERENCE} next to the model; register it (`medtrain registry register`) to record one")
     predictor = load_predictor(model_dir, backend)

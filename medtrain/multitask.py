@@ -5,22 +5,25 @@
 # %% ../nbs/05wa_multitask.ipynb #deb7cb9c
 from __future__ import annotations
 import json, math
+from pathlib import Path
 from dataclasses import dataclass, field, asdict
 from typing import Callable
 
 import numpy as np, pandas as pd, torch, timm
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 from fastai.data.block import TransformBlock
+from fastai.data.core import TfmdDL
 from fastai.callback.core import Callback
 from fastai.learner import Metric
-from fastcore.all import L
+from fastcore.all import L, patch
 from sklearn.metrics import roc_auc_score, f1_score, precision_recall_curve, mean_absolute_error, mean_squared_error, r2_score
 
-from .config import Choices, ConfigError, DataError, Config, import_object, get_device, seed_everything, progress_iter
+from .config import Choices, ConfigError, DataError, MedtrainError, Config, TaskConfig, import_object, get_device, seed_everything, progress_iter
 from .data import image_datablock, is_blank
 from .losses import LOSSES, build_loss
-from .models import check_arch, load_pretrained, _fixed_input_size
+from .models import check_arch, load_pretrained, _fixed_input_size, read_meta, set_normalize, WEIGHTS
 from .metrics import compute_metrics
 from .callbacks import build_callbacks, build_opt
 from .oom import MedLearner
@@ -30,7 +33,8 @@ __all__ = ['SIGMOID_LOSSES', 'REGRESSION_LOSSES', 'TASK_KINDS', 'MAIN_METRIC', '
            'resolve_tasks', 'TaskSet', 'MultiTaskModel', 'multitask_splitter', 'MultiTaskLoss', 'TaskLoss',
            'TaskWeight', 'task_metrics_callbacks', 'NoWeightDecay', 'multilabel_metrics', 'regression_metrics',
            'task_metrics', 'predict_outputs', 'check_tasks', 'TaskTargets', 'multitask_dls', 'multitask_learner',
-           'multitask_results', 'plot_task_losses', 'summary_line']
+           'multitask_results', 'plot_task_losses', 'summary_line', 'load_multitask_model', 'TaskOutputs',
+           'multitask_test_dl']
 
 # %% ../nbs/05wa_multitask.ipynb #aa5e8aa5
 SIGMOID_LOSSES = Choices('binary/multilabel task loss', 'data.tasks[].loss')
@@ -80,6 +84,8 @@ class Task:
     loss_kwargs: dict = field(default_factory=dict)
     mean: float = 0.0
     std: float = 1.0
+    column: str | None = None        # where the target was read from: `evaluate` reads a test CSV the same way
+    columns: list | None = None
     @property
     def spec(self) -> TaskKind: return TASK_KINDS.get(self.kind)
     @property
@@ -87,6 +93,14 @@ class Task:
     @property
     def n_target(self) -> int: return self.spec.n_target(self.vocab)
     def to_dict(self) -> dict: return asdict(self)
+    @classmethod
+    def from_dict(cls, d: dict) -> Task:
+        "A task from a sidecar entry (keys this version does not know are ignored: a newer folder still loads)."
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+    def to_config(self) -> TaskConfig:
+        "The `data.tasks` entry that reads this task's target from a table (a test CSV) as training did."
+        if not (self.column or self.columns): raise MedtrainError(f"task {self.name}: the model folder does not say which column holds its target (trained before medtrain recorded it); retrain, or evaluate with the run's metrics.json")
+        return TaskConfig(name=self.name, kind=self.kind, column=self.column, columns=self.columns)
 
 def resolve_tasks(tasks, table: pd.DataFrame) -> list[Task]:
     "`data.tasks` completed from `table` (its `label` JSON): vocabularies from every row, regression statistics from the train rows."
@@ -96,7 +110,8 @@ def resolve_tasks(tasks, table: pd.DataFrame) -> list[Task]:
     for t in tasks:
         vals = [d[t.name] for d in targets if t.name in d]
         if not vals: raise DataError(f"data.tasks {t.name}: no row has a target for this task (column {t.column or ', '.join(t.columns)})")
-        task = Task(t.name, t.kind, weight=t.weight, loss=t.loss, loss_kwargs=dict(t.loss_kwargs))
+        task = Task(t.name, t.kind, weight=t.weight, loss=t.loss, loss_kwargs=dict(t.loss_kwargs), column=t.column,
+                    columns=list(t.columns) if t.columns else None)
         if t.kind == 'regression':
             tr = np.array([d[t.name] for d, k in zip(targets, is_train) if k and t.name in d], dtype=float)
             if len(tr) < 2: raise DataError(f"data.tasks {t.name}: fewer than 2 training rows have a value; the target cannot be standardised")
@@ -147,7 +162,7 @@ class TaskSet:
 
     def to_json(self) -> list[dict]: return [t.to_dict() for t in self.tasks]
     @classmethod
-    def from_json(cls, items) -> TaskSet: return cls([Task(**d) for d in items])
+    def from_json(cls, items) -> TaskSet: return cls([Task.from_dict(d) for d in items])
 
 # %% ../nbs/05wa_multitask.ipynb #5fcc9397
 class MultiTaskModel(nn.Module):
@@ -400,3 +415,35 @@ def summary_line(metrics: dict) -> str:
         key = MAIN_METRIC.get(m.get('kind'), 'n'); v = m.get(key)
         parts.append(f"{name} {key} {v:.3f}" if isinstance(v, float) else f"{name} {key} -")
     return 'validation: ' + ', '.join(parts)
+
+# %% ../nbs/05wa_multitask.ipynb #3b6fe879
+def load_multitask_model(path, device='cpu') -> tuple[MultiTaskModel, dict]:
+    "Rebuild the multi-task model saved in folder `path` (sidecar `model_kind: multitask`); returns `(model in eval mode, meta)`."
+    meta = read_meta(path)
+    if meta.get('model_kind') != 'multitask': raise MedtrainError(f"{path}: not a multi-task model folder (no model_kind: multitask in its sidecar)")
+    state = load_file(str(Path(path)/WEIGHTS))
+    model = MultiTaskModel(meta['arch'], meta['n_in'], [Task.from_dict(t) for t in meta['tasks']], meta.get('size'), uncertainty='log_vars' in state)
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+class TaskOutputs(nn.Module):
+    "A multi-task model whose forward returns one raw output tensor per task (in task order): one named ONNX output each."
+    def __init__(self, model: MultiTaskModel):
+        super().__init__(); self.model, self.output_names = model, [t.name for t in model.taskset]
+    def forward(self, x):
+        out = self.model(x)
+        return tuple(out[:, s] for s in self.model.taskset.out_slices.values())
+
+@patch
+def task_outputs(self: MultiTaskModel) -> TaskOutputs:
+    "This model with one output per task (what the export chapter exports: it needs no import of this chapter), in this model's train/eval mode."
+    return TaskOutputs(self).train(self.training)   # a new module starts in train mode: exported so, BatchNorm would use batch statistics
+
+def multitask_test_dl(df: pd.DataFrame, taskset: TaskSet, meta: dict, bs: int = 64, device=None) -> TfmdDL:
+    "A labelled, unshuffled, un-augmented loader over `df` (its `label` JSON encoded per task) with the model's preprocessing."
+    dblock = image_datablock([], meta['size'], meta['n_in'], None, splitter=lambda items: (L(range(len(items))), L()),
+                             window=meta.get('dicom_window'), frame=meta.get('dicom_frame', 0), y_block=TransformBlock(), get_y=TaskTargets(taskset))
+    dsets = dblock.datasets(df.reset_index(drop=True))
+    dl = TfmdDL(dsets.train, bs=bs, shuffle=False, drop_last=False, after_item=dblock.item_tfms, after_batch=dblock.batch_tfms, device=device)
+    set_normalize(dl, meta['mean'], meta['std'])
+    return dl

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import DataError, progress_iter
-from .bundle import list_inputs, load_input, input_extensions, softmax, apply_decision
+from .bundle import list_inputs, load_input, input_extensions, softmax, apply_decision, is_multitask, decode_tasks
 from .export import load_predictor
 
 # %% auto #0
-__all__ = ['EXTS', 'predict_files']
+__all__ = ['EXTS', 'task_columns', 'task_row', 'predict_files']
 
 # %% ../nbs/11a_predict.ipynb #22e70e13
 EXTS = input_extensions()   # what `list_inputs` (the model bundle's) reads as an image
@@ -23,6 +23,26 @@ EXTS = input_extensions()   # what `list_inputs` (the model bundle's) reads as a
 def _done(path) -> set:
     if not Path(path).exists(): return set()
     with open(path, newline='') as f: return {r['path'] for r in csv.DictReader(f)}
+
+def task_columns(tasks: list[dict]) -> list[str]:
+    "The column group of each task of a multi-task model: `NAME_pred` + `NAME_prob_CLASS` (classification), `NAME_value` (regression)."
+    cols = []
+    for t in tasks:
+        n = t['name']
+        if t['kind'] == 'regression': cols.append(f'{n}_value')
+        elif t['kind'] == 'binary': cols += [f'{n}_pred', f"{n}_prob_{t['vocab'][1]}"]
+        else: cols += [f'{n}_pred'] + [f'{n}_prob_{c}' for c in t['vocab']]
+    return cols
+
+def task_row(answer: dict, tasks: list[dict]) -> list[str]:
+    "One image's cells under `task_columns` from its `decode_tasks` answer (a multilabel prediction: its labels joined by `|`)."
+    row = []
+    for t in tasks:
+        a = answer['tasks'][t['name']]
+        if t['kind'] == 'regression': row.append(f"{a['value']:.6g}")
+        elif t['kind'] == 'binary': row += [a['label'], f"{a['probability']:.6f}"]
+        else: row += ['|'.join(a['labels']) if t['kind'] == 'multilabel' else a['label']] + [f"{a['probabilities'][c]:.6f}" for c in t['vocab']]
+    return row
 
 def predict_files(model_ref, input, output, bs: int = 32, backend: str = 'onnx', registry=None, progress: bool = True) -> dict:
     "Predict every image under `input` into CSV `output` (resumable; bad files go to `OUTPUT.errors.csv`); returns a summary."
@@ -33,7 +53,9 @@ def predict_files(model_ref, input, output, bs: int = 32, backend: str = 'onnx',
     classes = predictor.meta['classes']
     decision = predictor.meta.get('decision')
     decides = bool(decision and decision.get('threshold') is not None)
-    header = ['path', 'pred', 'confidence'] + [f'p_{c}' for c in classes] + (['decision'] if decides else [])
+    multi = is_multitask(predictor.meta)   # several tasks: a column group per task instead of one class column
+    header = (['path'] + task_columns(predictor.meta['tasks']) if multi else
+              ['path', 'pred', 'confidence'] + [f'p_{c}' for c in classes] + (['decision'] if decides else []))
     if output.exists() and output.stat().st_size:
         with open(output, newline='') as f: old = next(csv.reader(f), [])
         if old != header: raise DataError(f"--output {output}: exists with other columns ({', '.join(old[:5])}, …); "
@@ -52,7 +74,10 @@ def predict_files(model_ref, input, output, bs: int = 32, backend: str = 'onnx',
                 try: xs.append(load_input(item, predictor.meta)); good.append(item)
                 except Exception as e:   # one bad file must not stop the job: record it and go on
                     we.writerow([str(item), str(e) if isinstance(e, DataError) else f"{item}: {type(e).__name__}: {e}"]); n_bad += 1
-            if xs:
+            if xs and multi:
+                for item, a in zip(good, decode_tasks(predictor.logits(np.stack(xs)), predictor.meta['tasks'])): w.writerow([str(item), *task_row(a, predictor.meta['tasks'])])
+                n_ok += len(xs)
+            elif xs:
                 probs, labels = apply_decision(predictor.logits(np.stack(xs)), classes, decision)   # the model's temperature and threshold
                 for item, p, label in zip(good, probs, labels or [None] * len(probs)):
                     w.writerow([str(item), classes[int(p.argmax())], f'{p.max():.6f}', *(f'{v:.6f}' for v in p), *([label] if decides else [])])

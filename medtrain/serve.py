@@ -11,11 +11,13 @@ import numpy as np
 from PIL import Image
 
 from fastapi import File, UploadFile, Request   # at module level: endpoint annotations are resolved in this namespace
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from typing import Literal
 
 import medtrain
 from .config import MedtrainError, DataError, ConfigError, ServeConfig
 from .registry import Registry
-from .bundle import (resolve_model, is_reference, read_meta, load_input, preprocess, softmax, decode, model_hash,
+from .bundle import (resolve_model, is_reference, read_meta, load_input, preprocess, softmax, decode, model_hash, is_multitask, decode_tasks,
                              OnnxPredictor, TorchPredictor, BACKENDS, ONNX_FILE)
 from .export import onnx_folder, load_predictor
 from .monitor import DriftMonitor, read_reference
@@ -24,17 +26,71 @@ from .feedback import FeedbackStore, feedback_router
 
 
 # %% auto #0
-__all__ = ['Limits', 'MULTIPROC_ENV', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'WORKER_SETTINGS_ENV', 'predict_batch', 'UploadError',
-           'sniff_type', 'check_upload', 'decode_upload', 'ServingMetrics', 'upload_problem', 'RequestGuard',
-           'header_timeout_protocol', 'read_api_key', 'is_moving_reference', 'ServedModel', 'create_app', 'worker_app',
-           'worker_http_protocol', 'serve']
+__all__ = ['TASK_ANSWERS', 'Limits', 'MULTIPROC_ENV', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'WORKER_SETTINGS_ENV', 'predict_batch',
+           'TopClass', 'MulticlassAnswer', 'BinaryAnswer', 'MultilabelAnswer', 'RegressionAnswer', 'prediction_model',
+           'UploadError', 'sniff_type', 'check_upload', 'decode_upload', 'ServingMetrics', 'upload_problem',
+           'RequestGuard', 'header_timeout_protocol', 'read_api_key', 'is_moving_reference', 'ServedModel',
+           'create_app', 'worker_app', 'worker_http_protocol', 'serve']
 
 # %% ../nbs/11c_serve.ipynb #922f0956
 def predict_batch(predictor, batch: np.ndarray, top_k: int = 3, monitor=None) -> list[dict]:
     "Probabilities and top-k classes for a preprocessed batch (fed to a `DriftMonitor` when given)."
     logits = predictor.logits(batch)
     if monitor is not None: monitor.update(batch, logits)
+    if is_multitask(predictor.meta): return decode_tasks(logits, predictor.meta['tasks'], top_k)   # `{tasks: {NAME: ...}}`, see `TaskAnswers`
     return decode(logits, predictor.meta['classes'], top_k, predictor.meta.get('decision'))   # the model's stored decision, if any
+
+# %% ../nbs/11c_serve.ipynb #8baa133b
+class TopClass(BaseModel):
+    label: str
+    probability: float
+
+class MulticlassAnswer(BaseModel):
+    "A multiclass task: the most probable class, every class's probability, the top k."
+    kind: Literal['multiclass']
+    label: str
+    probability: float = Field(description="the probability of `label`")
+    probabilities: dict[str, float]
+    top_k: list[TopClass]
+
+class BinaryAnswer(BaseModel):
+    "A binary task: `label` at `threshold`, and the probability of `positive_class`."
+    kind: Literal['binary']
+    label: str
+    probability: float = Field(description="P(positive_class)")
+    positive_class: str
+    threshold: float
+
+class MultilabelAnswer(BaseModel):
+    "A multilabel task: the labels at or above `threshold`, and every label's probability."
+    kind: Literal['multilabel']
+    labels: list[str]
+    probabilities: dict[str, float]
+    threshold: float
+
+class RegressionAnswer(BaseModel):
+    "A regression task: the value, in the target's own unit."
+    kind: Literal['regression']
+    value: float
+
+TASK_ANSWERS = dict(multiclass=MulticlassAnswer, binary=BinaryAnswer, multilabel=MultilabelAnswer, regression=RegressionAnswer)
+
+def prediction_model(tasks: list[dict]) -> type[BaseModel]:
+    "The `/predict` response model of a multi-task model: `tasks` typed per task (by name), plus the usual fields."
+    answers = create_model('TaskAnswers', **{f'task_{i}': (TASK_ANSWERS[t['kind']], Field(alias=t['name'], description=f"task {t['name']} ({t['kind']})"))
+                                             for i, t in enumerate(tasks)})
+    return create_model('MultiTaskPrediction', __config__=ConfigDict(extra='allow'), filename=(str, ...), tasks=(answers, ...),
+                        model=(dict, Field(description="who answered: name, version, stage, arch, sha256")), latency_ms=(dict, ...), batch_size=(int, ...))
+
+def _headline(answer: dict) -> str:
+    "The label counted in `medtrain_predictions_total`: the top class, or a multi-task model's first classification task's label."
+    if 'top_k' in answer: return answer['top_k'][0]['label']
+    return next((f"{n}={a['label']}" for n, a in answer.get('tasks', {}).items() if 'label' in a), 'value')
+
+def _describe(meta: dict) -> str:
+    "What the API's description says the model is: its classes, or a multi-task model's tasks and their kinds."
+    if not is_multitask(meta): return f"Image classifier {meta['arch']} ({', '.join(meta['classes'])})"
+    return f"Multi-task image model {meta['arch']} (tasks: " + ', '.join(f"{t['name']} ({t['kind']})" for t in meta['tasks']) + ")"
 
 # %% ../nbs/11c_serve.ipynb #fa5e1f57
 class UploadError(MedtrainError):
@@ -253,7 +309,7 @@ class ServedModel:
         self.meta, self.digest = read_meta(self.model_dir), model_hash(self.model_dir)
         self.version = version and dict(name=version['name'], version=version['version'], stage=version['stage'])
         self.model = dict(self.version or dict(name=_model_name(self.model_dir), version=None, stage=None), arch=self.meta['arch'], sha256=self.digest[:16])
-        self.monitor = DriftMonitor(read_reference(self.model_dir), self.meta)
+        self.monitor = DriftMonitor(None if is_multitask(self.meta) else read_reference(self.model_dir), self.meta)   # drift per task: not yet
         self.predictor = self.batcher = None
 
     def load(self, threads: int | None = None, warm: bool = True) -> 'ServedModel':
@@ -271,7 +327,7 @@ class ServedModel:
         seconds = time.perf_counter() - start
         m = self.metrics
         m.inference.observe(seconds); m.batch_size.observe(len(batch)); m.images.inc(len(batch))
-        for r in out: m.predictions.labels(r['top_k'][0]['label']).inc()
+        for r in out: m.predictions.labels(_headline(r)).inc()
         return out, seconds
 
     def run_batch(self, batch: np.ndarray) -> list[tuple]:
@@ -283,6 +339,7 @@ class ServedModel:
         "What `/metadata` says about this version (no server path)."
         meta = self.meta
         return dict(model=self.model, version=self.version, arch=meta['arch'], classes=meta['classes'], size=meta['size'], n_in=meta['n_in'],
+                    **({'tasks': [dict(name=t['name'], kind=t['kind'], vocab=t.get('vocab') or []) for t in meta['tasks']]} if is_multitask(meta) else {}),
                     data_version=meta.get('data_version'), backend=self.backend,
                     limits=dict(max_upload_bytes=limits.max_upload_bytes, max_batch_bytes=limits.max_batch_bytes, max_batch_files=limits.max_batch_files,
                                 max_pixels=limits.pixels_limit(meta['size']), allowed_types=list(limits.allowed_types)),
@@ -312,6 +369,8 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     first = ServedModel(resolve_model(model_ref, registry), registry_row, backend, limits, metrics, top_k)
     metrics.monitor = first.monitor
     state = dict(current=None, error=None, decodes=None, first=first)
+    if limits.feedback_db and is_multitask(first.meta):
+        raise ConfigError("serve.feedback_db: feedback records one true class per answer; not supported for a multi-task model yet")
     store = FeedbackStore(limits.feedback_db) if limits.feedback_db else None   # POST /feedback: see the feedback chapter
     n_decodes = limits.max_concurrent_decodes or os.cpu_count() or 2
     stop = threading.Event()
@@ -353,12 +412,13 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     meta = first.meta
     docs = dict(docs_url='/docs', redoc_url='/redoc', openapi_url='/openapi.json') if limits.docs else dict(docs_url=None, redoc_url=None, openapi_url=None)
     app = FastAPI(title='medtrain', version=medtrain.__version__, lifespan=lifespan, **docs,
-                  description=f"Image classifier {meta['arch']} ({', '.join(meta['classes'])}). Upload PNG, JPEG, TIFF or DICOM.")
+                  description=_describe(meta) + ". Upload PNG, JPEG, TIFF or DICOM.")
     current = lambda: state['current'] or first
     # what later chapters and routers read: the version answering now (`current()`), the shared metrics, the limits
     app.state.medtrain = dict(state=state, current=current, limits=limits, metrics=metrics, top_k=top_k,
                               meta=meta, monitor=first.monitor, model_dir=first.model_dir)
     if store is not None: app.include_router(feedback_router(store, lambda: current().meta['classes']))   # the classes of the version answering now
+    multi = is_multitask(meta)
 
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):
@@ -407,7 +467,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
                     batch_size=n)
     app.state.medtrain['predict_one'] = predict_one
 
-    @app.post('/predict', summary="Classify one image")
+    @app.post('/predict', summary="Classify one image", response_model=prediction_model(meta['tasks']) if multi else None)
     async def predict(file: UploadFile = File(..., description="PNG, JPEG, TIFF or DICOM")):
         return await predict_one(await read(file), file.filename)
 
