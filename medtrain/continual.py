@@ -18,9 +18,9 @@ from safetensors.torch import save_file, load_file
 
 from .config import Config, ConfigError, MedtrainError, Choices, get_device
 from .images import open_image
-from .data import test_dl, norm_stats
+from .data import norm_stats
 from .metrics import predict
-from .models import load_model, read_meta, SIDECAR
+from .models import load_model, read_meta, model_dl, SIDECAR
 from .prepare import Split, prepare_data
 from .train import train, RunResult
 
@@ -132,9 +132,10 @@ class ReplayMemory:
         if not f.exists(): return None
         with np.load(f, allow_pickle=False) as z: return cls(z['x'], z['labels'], z['sha256'], z['data_version'])
 
-    def tensors(self, classes, n_in: int) -> tuple[torch.Tensor, torch.Tensor]:
-        "`(x, y)`: the images normalised as training normalises them (N×C×H×W float) and their class indices in `classes`."
-        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in norm_stats(n_in))
+    def tensors(self, classes, n_in: int, mean=None, std=None) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(x, y)`: the images normalised as training normalises them (N×C×H×W float; the model's `mean`/`std`, default `norm_stats`) and their class indices in `classes`."
+        if mean is None: mean, std = norm_stats(n_in)
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (mean, std))
         x = (torch.from_numpy(self.x).permute(0, 3, 1, 2).float() / 255 - mean) / std
         return x, torch.tensor([list(classes).index(c) for c in self.labels], dtype=torch.long)
 
@@ -213,7 +214,7 @@ class Experience:
     def __init__(self, old_model, old_meta, memory, classes, cfg, old_dir):
         self.old_model, self.old_meta, self.memory, self.classes, self.cfg, self.old_dir = old_model, old_meta, memory, classes, cfg, old_dir
         self.new_idx, self.old_idx = class_map(old_meta['classes'], classes)
-        self.mem_x, self.mem_y = memory.tensors(classes, old_meta['n_in']) if memory is not None and len(memory) else (None, None)
+        self.mem_x, self.mem_y = memory.tensors(classes, old_meta['n_in'], old_meta['mean'], old_meta['std']) if memory is not None and len(memory) else (None, None)
 
 @METHODS.register('none')
 def _plain(exp: Experience) -> list: return []
@@ -252,9 +253,7 @@ def accuracy_on(model: nn.Module, meta: dict, df: pd.DataFrame, device='cpu', bs
     "`(probs, targets)` of `model` on the labelled table `df` (its labels must be classes of the model)."
     unknown = sorted(set(df.label.astype(str)) - set(meta['classes']))
     if unknown: raise MedtrainError(f"test set: label(s) {unknown} are not classes of this model ({', '.join(meta['classes'])})")
-    dl = test_dl(df.assign(label=df.label.astype(str)), meta['classes'], meta['size'], meta['n_in'], bs=bs, device=device,
-                 window=meta.get('dicom_window'), frame=meta.get('dicom_frame', 0))
-    return predict(model, dl, progress=False)
+    return predict(model, model_dl(df.assign(label=df.label.astype(str)), meta, bs, device), progress=False)
 
 def read_lineage(model_dir) -> list[dict]:
     "The experiences a model folder records (oldest first); a model trained before lineage was recorded: one experience, from its sidecar and run."
@@ -329,7 +328,7 @@ def remember(res: RunResult, cfg: Config, parent_dir=None, method: str = 'none',
                  metrics={k: res.metrics.get(k) for k in ('accuracy', 'balanced_accuracy', 'macro_f1')}, accuracy=accuracy)
     lineage.append(entry)
     if 'ewc' in method_names(method) and c.memory and len(memory):
-        x, y = memory.tensors(meta['classes'], meta['n_in'])
+        x, y = memory.tensors(meta['classes'], meta['n_in'], meta['mean'], meta['std'])
         save_file(fisher_information(model, x, y, c.fisher_samples), str(model_dir/CONTINUAL_DIR/FISHER_FILE))
     (model_dir/CONTINUAL_DIR/LINEAGE_FILE).write_text(json.dumps(lineage, indent=1))
     tmp = model_dir/(SIDECAR + '.tmp')

@@ -28,3 +28,21 @@ def test_finetuned_beats_scratch_with_the_same_budget(cli, tmp_path):
         f1[name] = json.loads((tmp_path/f'{name}_eval'/'metrics.json').read_text())['macro_f1']
     print(f"task B test macro-F1: fine-tuned {f1['finetuned']:.3f}, scratch {f1['scratch']:.3f}")
     assert f1['finetuned'] > 0.6 and f1['finetuned'] > f1['scratch'] + 0.2, f1
+
+def test_readers_use_the_models_own_normalisation(tmp_path):
+    "A model trained on a pretrained source's mean/std is read back with them: continual learning scores its test sets as serving would."
+    import numpy as np, torch
+    from medtrain.config import SyntheticConfig
+    from medtrain.data import make_synthetic
+    from medtrain.models import build_model, save_model
+    from medtrain.bundle import load_input
+    from medtrain.continual import accuracy_on
+    df = make_synthetic(tmp_path/'syn', SyntheticConfig(n_images=8, n_classes=2, image_size=32), seed=0, progress=False)
+    classes, stats = sorted(df.label.unique()), dict(mean=[0.2, 0.3, 0.4], std=[0.1, 0.2, 0.3])   # not medtrain's default
+    meta = dict(arch='medcnn_small', n_in=3, classes=classes, size=32, **stats)
+    net = build_model('medcnn_small', 3, 2).eval()
+    save_model(net, tmp_path/'model', meta)
+    x = torch.tensor(np.stack([load_input(p, dict(meta)) for p in df.path]))   # what serving feeds the model
+    with torch.no_grad(): served = torch.softmax(net(x), 1).numpy()
+    probs, _ = accuracy_on(net, meta, df[['path', 'label']])
+    assert np.abs(probs - served).max() < 1e-5, np.abs(probs - served).max()
