@@ -46,3 +46,22 @@ def test_readers_use_the_models_own_normalisation(tmp_path):
     with torch.no_grad(): served = torch.softmax(net(x), 1).numpy()
     probs, _ = accuracy_on(net, meta, df[['path', 'label']])
     assert np.abs(probs - served).max() < 1e-5, np.abs(probs - served).max()
+
+def test_pretrained_from_a_registry_reference(tmp_path, monkeypatch):
+    "`model.pretrained: NAME@stage` starts from that registered version's weights and normalisation (the default registry)."
+    import pytest, torch
+    from medtrain.config import load_config, MedtrainError
+    from medtrain.models import build_model, save_model
+    from medtrain.registry import Registry
+    monkeypatch.setenv('MEDTRAIN_REGISTRY', str(tmp_path/'registry'))
+    source = build_model('medcnn_small', 1, 3)
+    save_model(source, tmp_path/'run'/'model', dict(arch='medcnn_small', n_in=1, classes=['a', 'b', 'c'], size=28, mean=[0.3], std=[0.2]))
+    reg = Registry(tmp_path/'registry')
+    reg.promote('chest', reg.register(tmp_path/'run', 'chest')['version'], 'production')
+    cfg = load_config(overrides=['model.arch=medcnn_small', 'model.pretrained=chest@production'])   # accepted as a reference
+    model = build_model(cfg.model.arch, 1, 5, pretrained=cfg.model.pretrained)   # another task: 5 classes
+    assert torch.equal(model.features[0][0].weight, source.features[0][0].weight)
+    rep = model.pretrained_report
+    assert rep['mean'] == [0.3] and rep['std'] == [0.2] and rep['fresh'] == ['fc.bias', 'fc.weight'], rep
+    with pytest.raises(MedtrainError, match='chest@staging'):   # no version at that stage: one message naming the reference
+        build_model('medcnn_small', 1, 5, pretrained='chest@staging')
