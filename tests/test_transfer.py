@@ -18,8 +18,8 @@ def test_finetuned_beats_scratch_with_the_same_budget(cli, tmp_path):
     assert 'pretrained' in r.stdout and 'loaded' in r.stdout          # the missing/unexpected-keys report
     cli('train', *_set(b + ['train.epochs=8']), '--run-dir', tmp_path/'scratch', '--quiet', check=True)
     assert len(open(tmp_path/'finetuned'/'history.csv').read().splitlines()) == 1 + 8   # 2 frozen + 6 unfrozen epochs, one history
-    # an independent test set of task B: 400 new images
-    cli('data', 'synth', '--out', tmp_path/'B_test', '--n-images', '400', '--n-classes', '4', '--majority', '0.3',
+    # an independent test set of task B: 200 new images (the margins are wide: ~0.93 vs ≤0.2 over 4 seeds, benchmarks/RESULTS.md)
+    cli('data', 'synth', '--out', tmp_path/'B_test', '--n-images', '200', '--n-classes', '4', '--majority', '0.3',
         '--image-size', '32', '--seed', '3', '--quiet', check=True)
     f1 = {}
     for name in ('finetuned', 'scratch'):
