@@ -148,8 +148,11 @@ class ModelConfig(_Section):
     arch: str = Field('resnet18', description="image data: any timm model name; text data: awd_lstm (awd_lstm_small, awd_lstm_tiny: smaller AWD-LSTMs, `medtrain.text.TEXT_ARCHS`) or hf:PATH_OR_HUB_ID (a transformers encoder)")
     pretrained: Union[bool, str] = Field(False, description="false; true (timm's default weights of arch, from the hub); hf-hub:ORG/NAME; "
                                          "or a local timm .safetensors file / timm or medtrain model folder; text data: a text run dir or its lm/ folder (its language model, tokenizer and vocabulary)")
-    head: Literal['fastai', 'timm'] = Field('fastai', description="fastai: fastai's head (the better fine-tuner, see benchmarks/RESULTS.md); "
-                                            "timm: the model's own classifier, a folder timm alone loads (local-dir:, export --format hf)")
+    head: Literal['fastai', 'timm'] = Field('timm', description="timm: the model's own classifier, a folder timm alone loads (local-dir:, export --format hf); "
+                                            "fastai: fastai's head on timm's body (BN, dropout, two linear layers), a folder only medtrain/ONNX loads. "
+                                            "Within noise of each other when fine-tuning (benchmarks/RESULTS.md)")
+    head_lr_mult: float = Field(10., gt=0, description="model.head timm: the classifier's learning rate is train.lr × this (the new linear layer on "
+                                "unnormalised pooled features needs larger steps than the body: the classic 10× of fine-tuning); fastai's head ignores it")
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
     drop_mult: float | None = Field(None, ge=0, le=3, description="text data (AWD-LSTM): scale of every dropout; None = fastai's defaults (0.3 for the language model, 0.5 for the classifier)")
     vocab_sz: int | None = Field(None, ge=64, le=64000, description="text data (AWD-LSTM): SentencePiece vocabulary size; None = fastai's rule (a quarter of the distinct words, at most 8000)")

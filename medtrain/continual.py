@@ -18,9 +18,9 @@ from safetensors.torch import save_file, load_file
 
 from .config import Config, ConfigError, MedtrainError, Choices, get_device, load_config
 from .images import open_image
-from .data import test_dl, norm_stats
+from .data import norm_stats
 from .metrics import predict
-from .models import load_model, read_meta, SIDECAR
+from .models import load_model, read_meta, model_dl, SIDECAR
 from .prepare import Split, prepare_data
 from .train import train, RunResult
 
@@ -136,11 +136,13 @@ class ReplayMemory:
         "`(x, y)`: the images as stored (uint8 N×C×H×W, for the training DataLoader's own batch transforms) and their class indices in `classes`."
         return torch.from_numpy(self.x).permute(0, 3, 1, 2).contiguous(), torch.tensor([list(classes).index(c) for c in self.labels], dtype=torch.long)
 
-    def tensors(self, classes, n_in: int) -> tuple[torch.Tensor, torch.Tensor]:
-        "`(x, y)`: the images normalised as evaluation normalises them (N×C×H×W float, no augmentation; for the Fisher information) and their class indices."
-        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in norm_stats(n_in))
+    def tensors(self, classes, n_in: int, mean=None, std=None) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(x, y)`: the images normalised as evaluation normalises them (N×C×H×W float, no augmentation; the model's `mean`/`std`, default `norm_stats`; for the Fisher information) and their class indices."
+        if mean is None: mean, std = norm_stats(n_in)
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (mean, std))
         x, y = self.images(classes)
         return (x.float() / 255 - mean) / std, y
+
 
 # %% ../nbs/06c_continual.ipynb #b6b02950
 class ReplayCallback(Callback):
@@ -265,9 +267,7 @@ def accuracy_on(model: nn.Module, meta: dict, df: pd.DataFrame, device='cpu', bs
     "`(probs, targets)` of `model` on the labelled table `df` (its labels must be classes of the model)."
     unknown = sorted(set(df.label.astype(str)) - set(meta['classes']))
     if unknown: raise MedtrainError(f"test set: label(s) {unknown} are not classes of this model ({', '.join(meta['classes'])})")
-    dl = test_dl(df.assign(label=df.label.astype(str)), meta['classes'], meta['size'], meta['n_in'], bs=bs, device=device,
-                 window=meta.get('dicom_window'), frame=meta.get('dicom_frame', 0))
-    return predict(model, dl, progress=False)
+    return predict(model, model_dl(df.assign(label=df.label.astype(str)), meta, bs, device), progress=False)
 
 def read_lineage(model_dir) -> list[dict]:
     "The experiences a model folder records (oldest first); a model trained before lineage was recorded: one experience, from its sidecar and run."
@@ -342,7 +342,7 @@ def remember(res: RunResult, cfg: Config, parent_dir=None, method: str = 'none',
                  metrics={k: res.metrics.get(k) for k in ('accuracy', 'balanced_accuracy', 'macro_f1')}, accuracy=accuracy)
     lineage.append(entry)
     if 'ewc' in method_names(method) and c.memory and len(memory):
-        x, y = memory.tensors(meta['classes'], meta['n_in'])
+        x, y = memory.tensors(meta['classes'], meta['n_in'], meta['mean'], meta['std'])
         save_file(fisher_information(model, x, y, c.fisher_samples), str(model_dir/CONTINUAL_DIR/FISHER_FILE))
     (model_dir/CONTINUAL_DIR/LINEAGE_FILE).write_text(json.dumps(lineage, indent=1))
     tmp = model_dir/(SIDECAR + '.tmp')

@@ -15,12 +15,13 @@ from safetensors.torch import save_file, load_file
 from timm.models import load_pretrained as timm_load_pretrained
 
 from .config import ConfigError, MedtrainError, Choices, MODEL_REFERENCES
+from .data import test_dl
 
 # %% auto #0
 __all__ = ['HEADS', 'WEIGHTS', 'SIDECAR', 'TIMM_CONFIG', 'FORMAT', 'check_arch', 'timm_head', 'fastai_head', 'timm_body',
            'model_splitter', 'build_model', 'MedCNN', 'medcnn_small', 'timm_config', 'save_model', 'upgrade_meta',
            'write_meta', 'read_meta', 'load_model', 'pretrained_source', 'pretrained_stats', 'load_pretrained',
-           'set_normalize']
+           'set_normalize', 'model_dl']
 
 # %% ../nbs/03_models.ipynb #f037f94a
 def check_arch(arch: str) -> str:
@@ -262,3 +263,11 @@ def set_normalize(dls, mean, std):
                 t.mean, t.std = (v.to(device) for v in broadcast_vec(1, 4, list(mean), list(std), cuda=False)); found = True
     if not found: raise MedtrainError("the input pipeline has no Normalize step to set the pretrained normalisation on")
     return dls
+
+# %% ../nbs/03_models.ipynb #909bf059
+def model_dl(df, meta: dict, bs: int = 64, device=None):
+    """A labelled, unshuffled DataLoader over `df` (path, label) with the preprocessing of the model whose sidecar is
+    `meta`: its size, channels, DICOM window/frame and its own normalisation (a pretrained source's mean/std when it had one)."""
+    dl = test_dl(df, meta['classes'], meta['size'], meta['n_in'], bs=bs, device=device, window=meta.get('dicom_window'),
+                 frame=meta.get('dicom_frame', 0))
+    return set_normalize(dl, meta['mean'], meta['std'])

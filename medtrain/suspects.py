@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 from .config import MedtrainError, DataError
-from .data import test_dl, open_image
-from .models import load_model
+from .data import open_image
+from .models import load_model, model_dl
 from .evaluate import predict
 
 # %% auto #0
@@ -45,9 +45,7 @@ def _held_out_probs(run_dir: Path, bs: int, progress: bool):
     df = df[df.split == 'valid'].reset_index(drop=True)
     df = df[df.label.isin(meta['classes'])].reset_index(drop=True)
     if not len(df): raise DataError(f"{run_dir}: the validation split is empty")
-    dl = test_dl(df, meta['classes'], meta['size'], meta['n_in'], bs=bs, device='cpu',
-                 window=meta.get('dicom_window'), frame=meta.get('dicom_frame', 0))
-    probs, _ = predict(model, dl, progress)
+    probs, _ = predict(model, model_dl(df, meta, bs, device='cpu'), progress)   # the model's own normalisation
     return df, probs, list(meta['classes']), 'validation'
 
 def plot_suspects(table: pd.DataFrame, path, n: int = 16, n_in: int = 3):

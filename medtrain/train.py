@@ -39,7 +39,7 @@ from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'TTA_FLIPS', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'training_metrics',
-           'RunResult', 'discriminative_lrs', 'balanced_class_weights', 'model_norm', 'binary_decision',
+           'RunResult', 'discriminative_lrs', 'head_lrs', 'balanced_class_weights', 'model_norm', 'binary_decision',
            'build_learner', 'fit_phases', 'finish_run', 'train', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
@@ -134,22 +134,33 @@ def discriminative_lrs(learn, lo: float, hi: float):
     learn.opt.set_hypers(lr=slice(lo, hi))
     return np.array([h['lr'] for h in learn.opt.hypers])
 
+def head_lrs(learn, cfg: Config, lrs):
+    """`lrs` (one, or one per parameter group) with the classifier's group at `model.head_lr_mult` × its rate when the model
+    is a plain timm network (`model.head: timm`): its fresh linear classifier sits on unnormalised pooled features, where
+    fastai's head has BatchNorm in front. Unchanged for fastai's head and multi-task models."""
+    if cfg.model.head != 'timm' or cfg.data.tasks or cfg.model.head_lr_mult == 1 or not hasattr(learn.model, 'get_classifier'): return lrs
+    if learn.opt is None: learn.create_opt()
+    out = np.broadcast_to(np.asarray(lrs, dtype=float), (len(learn.opt.hypers),)).copy()
+    out[-1] *= cfg.model.head_lr_mult
+    return out
+
 def _fit_phases(learn, cfg: Config, start_phase: int = 0):
     """Fit as configured. With `train.freeze_epochs` (transfer learning, as fastai's `fine_tune`): first only the
-    new head trains, then everything, with discriminative learning rates (body lr/100 … head lr/2)."""
+    new head trains, then everything, with discriminative learning rates (body lr/100 … head lr/2). timm's classifier
+    learns `model.head_lr_mult` times faster than that (`head_lrs`)."""
     lr, n_frozen = cfg.train.lr, cfg.train.freeze_epochs
     hist = learn.history_csv
     if n_frozen and start_phase == 0:
         learn.phase = 0
         learn.freeze()
-        fit(learn, n_frozen, lr, cfg.train.schedule)
+        fit(learn, n_frozen, head_lrs(learn, cfg, lr), cfg.train.schedule)
     if n_frozen:
         learn.phase, hist.epoch_offset = 1, n_frozen
         learn.unfreeze()
-        fit(learn, cfg.train.epochs, discriminative_lrs(learn, lr / 100, lr / 2), cfg.train.schedule)
+        fit(learn, cfg.train.epochs, head_lrs(learn, cfg, discriminative_lrs(learn, lr / 100, lr / 2)), cfg.train.schedule)
     else:
         learn.phase = 0
-        fit(learn, cfg.train.epochs, lr, cfg.train.schedule)
+        fit(learn, cfg.train.epochs, head_lrs(learn, cfg, lr), cfg.train.schedule)
 
 def balanced_class_weights(counts) -> torch.Tensor:
     "`data.imbalance: weighted_loss`: weight n/(k·count_c) per class (sklearn's 'balanced'); a class absent from train counts as 1."

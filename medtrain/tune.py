@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from .config import Config, Choices, AugmentConfig, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted
 from .data import SOURCES, test_dl
+from .models import set_normalize
 from .prepare import Split, prepare_data, fold_splits
 from .train import train
 from .evaluate import predict, compute_metrics, bootstrap_ci, HEADLINE
@@ -47,8 +48,9 @@ def split_table(cfg: Config, progress: bool = True) -> pd.DataFrame:
 # %% ../nbs/08_tune.ipynb #c349e241
 METRIC_COLS = ['accuracy', 'balanced_accuracy', 'macro_f1', 'roc_auc', 'ece']
 
-def _predict_rows(model, rows, classes, cfg, n_in, device='cpu'):
-    dl = test_dl(rows, classes, cfg.data.size, n_in, bs=cfg.train.bs, device=device)
+def _predict_rows(model, rows, classes, cfg, n_in, stats, device='cpu'):
+    "Probabilities of `model` on `rows`, normalised with the model's `stats` (mean, std: a pretrained source's when it had one)."
+    dl = set_normalize(test_dl(rows, classes, cfg.data.size, n_in, bs=cfg.train.bs, device=device), *stats)
     return predict(model.to(device), dl, progress=False)[0]
 
 def _prob_frame(rows, probs, classes, **extra):
@@ -74,10 +76,10 @@ def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: 
         if progress: print(f"fold {i + 1}/{folds}: train {int((part.split == 'train').sum())}, valid {int((part.split == 'valid').sum())}", flush=True)
         res = train(cfg, out/f'fold{i}', progress, split=fold)
         valid = part[part.split == 'valid'].reset_index(drop=True)
-        probs = _predict_rows(res.learn.model, valid, classes, cfg, n_in)
+        probs = _predict_rows(res.learn.model, valid, classes, cfg, n_in, res.learn.norm_stats)
         oof.append(_prob_frame(valid, probs, classes, fold=i))
         rows.append(dict(fold=i, n_valid=len(valid), **{k: compute_metrics(valid.label.map(classes.index), probs, classes)[k] for k in METRIC_COLS}))
-        if ensemble and len(test): test_probs.append(_predict_rows(res.learn.model, test, classes, cfg, n_in))
+        if ensemble and len(test): test_probs.append(_predict_rows(res.learn.model, test, classes, cfg, n_in, res.learn.norm_stats))
     per_fold = pd.DataFrame(rows).set_index('fold')
     summary = per_fold[METRIC_COLS].agg(['mean', 'std'])
     oof = pd.concat(oof, ignore_index=True); oof.to_csv(out/'oof_predictions.csv', index=False)

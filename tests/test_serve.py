@@ -69,12 +69,11 @@ def test_predict_health_metadata(server, trained_run):
     body = r.json()
     assert abs(sum(body['probabilities'].values()) - 1) < 1e-4 and body['top_k'][0]['label'] == max(body['probabilities'], key=body['probabilities'].get)
     assert body['latency_ms']['total'] > 0
-    # the server answers what the PyTorch model answers on the training preprocessing (test_dl)
+    # the server answers what the PyTorch model answers on the training preprocessing (model_dl: the model's own mean/std)
     import torch
-    from medtrain.models import load_model
-    from medtrain.data import test_dl
+    from medtrain.models import load_model, model_dl
     model, m = load_model(trained_run/'model')
-    xb, _ = test_dl(test.head(1), m['classes'], m['size'], m['n_in'], bs=1).one_batch()
+    xb, _ = model_dl(test.head(1), m, bs=1).one_batch()
     with torch.no_grad(): ref = torch.softmax(model(xb), 1)[0].numpy()
     assert np.abs(np.array([body['probabilities'][c] for c in m['classes']]) - ref).max() < 1e-4
     for fmt in ('JPEG', 'TIFF'):   # other accepted types

@@ -6,10 +6,10 @@ from conftest import as_sets, tiny_config, medtrain
 
 @pytest.fixture(scope='module')
 def binary_run(tmp_path_factory):
-    "One tiny two-class resnet18 run with timm's classifier (model.head=timm), shared by the tests of this file."
+    "One tiny two-class resnet18 run with the default head (timm's own classifier), shared by the tests of this file."
     d = tmp_path_factory.mktemp('binary')
     medtrain('train', *as_sets(tiny_config(d, 'train.epochs=1', 'model.arch=resnet18', 'data.synthetic.n_classes=2',
-                                           'data.synthetic.majority=0.5', 'data.synthetic.n_images=200', 'model.head=timm')), '--run-dir', d/'run', '--quiet', check=True)
+                                           'data.synthetic.majority=0.5', 'data.synthetic.n_images=200')), '--run-dir', d/'run', '--quiet', check=True)
     return d/'run'
 
 TIMM_ONLY = r'''
