@@ -249,7 +249,7 @@ def _ewc(exp: Experience) -> list:
     if f.exists(): fisher = load_file(str(f))
     elif exp.mem_x is not None:
         old_classes = exp.old_meta['classes']
-        x, y_old = exp.memory.tensors(old_classes, exp.old_meta['n_in'])
+        x, y_old = exp.memory.tensors(old_classes, exp.old_meta['n_in'], exp.old_meta.get('mean'), exp.old_meta.get('std'))   # the old model's normalisation
         fisher = fisher_information(exp.old_model, x, y_old, exp.cfg.continual.fisher_samples)
     else: raise ConfigError(f"continual.method ewc: {exp.old_dir} has neither Fisher information nor a replay memory to compute it from")
     anchor = {k: v.detach().clone() for k, v in exp.old_model.state_dict().items()}
