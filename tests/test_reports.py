@@ -20,7 +20,7 @@ def test_parameters_cells_parse():
     assert list(pm.inspect_notebook(str(ROOT/'nbs'/'train.ipynb'))) == ['config', 'data_path', 'run_dir', 'lr', 'epochs', 'arch', 'bs',
                                                                     'size', 'n_images', 'device', 'target_sensitivity', 'positive_class', 'overrides']
     assert list(pm.inspect_notebook(str(ROOT/'nbs'/'evaluate.ipynb'))) == ['run_dir', 'runs_dir', 'test_data', 'out', 'target_sensitivity', 'positive_class',
-                                                                       'calibrate', 'tta', 'bs']
+                                                                       'calibrate', 'tta', 'bs', 'n_boot']
 
 def test_papermill_train_then_report(tmp_path):
     env = {**os.environ, 'MPLBACKEND': 'module://matplotlib_inline.backend_inline', 'PYTHONPATH': str(ROOT)}
