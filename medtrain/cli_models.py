@@ -28,7 +28,9 @@ def _evaluate(args):
         evaluate_text(args.model_path, tests[0] if tests else None, args.out, cfg=cfg, progress=not args.quiet, valid_data=args.valid_data); return
     tests = args.test_data or []
     from medtrain.bundle import read_meta, is_multitask
-    if is_multitask(read_meta(model)):   # several tasks: one test CSV, by default its run's test split
+    try: multi = is_multitask(read_meta(model))
+    except Exception: multi = False   # no readable model there: evaluate() below says what is wrong, in its own words
+    if multi:   # several tasks: one test CSV, by default its run's test split
         if len(tests) > 1: raise ConfigError("--test-data: a multi-task model is evaluated on one test CSV (default: its run's test.csv)")
         evaluate(model, tests[0] if tests else Path(model).parent/'test.csv', args.out, progress=not args.quiet, valid_data=args.valid_data, cfg=cfg)
         return
