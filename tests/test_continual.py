@@ -9,7 +9,7 @@ import pytest
 from conftest import as_sets, medtrain_inproc
 
 FAST = ['model.arch=medcnn_small', 'augment.enabled=false', 'data.cache=memory', 'train.lr=3e-3']
-COMMON = [*FAST, 'data.size=32', 'train.bs=16', 'train.device=cpu', 'data.test_pct=0.3', 'continual.margin=0.1']
+COMMON = [*FAST, 'data.size=32', 'train.bs=16', 'train.device=cpu', 'data.test_pct=0.3', 'continual.margin=0.2']
 
 @pytest.fixture(scope='module')
 def first(tmp_path_factory):
@@ -79,10 +79,13 @@ def test_resume_of_a_continued_run_keeps_its_continual_callbacks(first, tmp_path
     with np.load(run/'model'/'continual'/'memory.npz') as z: assert 'nv' in set(z['labels'])
 
 def _shuffled(src: Path, dst: Path) -> Path:
-    "A copy of a synthetic dataset's manifest with its labels permuted: data whose labels mean nothing."
+    """A copy of a synthetic dataset's manifest whose labels are all wrong: each class is relabelled as the next one (a
+    batch labelled with the wrong code list). A random permutation leaves half of two classes right, its gradient averages
+    out, and a fine-tuned candidate can come out unharmed: nothing for the gate to reject."""
     df = pd.read_csv(src/'manifest.csv')
     df['path'] = [str(src/p) for p in df.path]
-    df['label'] = np.random.default_rng(0).permutation(df.label.values)
+    classes = sorted(df.label.unique())
+    df['label'] = df.label.map({c: classes[(i + 1) % len(classes)] for i, c in enumerate(classes)})
     dst.mkdir(parents=True, exist_ok=True); df.to_csv(dst/'manifest.csv', index=False)
     return dst/'manifest.csv'
 
@@ -93,7 +96,7 @@ def test_retrain_promotes_a_good_candidate_and_rejects_one_trained_on_shuffled_l
     from medtrain.registry import Registry
     syn = SyntheticConfig(n_images=160, n_classes=2, image_size=32, majority=0.51)
     for name, seed in (('b', 2), ('c_raw', 3)): make_synthetic(tmp_path/name, syn, seed=seed, progress=False)
-    good, shuffled = tmp_path/'b'/'manifest.csv', _shuffled(tmp_path/'c_raw', tmp_path/'c')   # next month's cases; cases whose labels mean nothing
+    good, shuffled = tmp_path/'b'/'manifest.csv', _shuffled(tmp_path/'c_raw', tmp_path/'c')   # next month's cases; cases whose labels are wrong
     reg = tmp_path/'registry'
     cli_inproc('registry', 'register', first/'run_a', '--name', 'derm', '--no-reference', '--registry', reg, check=True)
     cli_inproc('registry', 'promote', 'derm', '1', '--registry', reg, check=True)
@@ -102,7 +105,7 @@ def test_retrain_promotes_a_good_candidate_and_rejects_one_trained_on_shuffled_l
     assert ok.returncode == 0, (ok.stderr, res['tests'], res['reasons'])
     assert Registry(reg).get('derm@production')['version'] == 2
     assert (tmp_path/'r1'/'report.md').exists() and (tmp_path/'r1'/'report.html').exists()
-    bad = cli_inproc('retrain', '--name', 'derm', '--new-data', shuffled, *as_sets(COMMON + ['train.epochs=2', 'train.lr=1e-3']), '--out', tmp_path/'r2', '--registry', reg, '--quiet')
+    bad = cli_inproc('retrain', '--name', 'derm', '--new-data', shuffled, *as_sets(COMMON + ['train.epochs=4', 'train.lr=3e-3']), '--out', tmp_path/'r2', '--registry', reg, '--quiet')   # long enough to learn the wrong labels
     res = json.loads((tmp_path/'r2'/'retrain.json').read_text())
     assert bad.returncode == 6, (bad.stderr, res['tests'])                                          # RETRAIN_REJECTED_EXIT
     assert Registry(reg).get('derm@production')['version'] == 2 and Registry(reg).get('derm@3')['stage'] == 'rejected'
