@@ -33,7 +33,7 @@ def read_meta(model_dir) -> dict:
 def load_torch_model(model_dir, device='cpu'):
     "`(model, meta)`: the PyTorch model of a model folder (`medtrain.models.load_model`; a multi-task one: `medtrain.multitask.load_multitask_model`), in eval mode, on `device`."
     if is_multitask(read_meta(model_dir)):   # several heads: the multi-task chapter rebuilds it from the tasks in the sidecar
-        from medtrain.multitask import load_multitask_model
+        from medtrain.multitask import load_multitask_model   # timm + fastai, as load_model below: only for a multi-task folder
         return load_multitask_model(model_dir, device)
     from medtrain.models import load_model   # timm + fastai: only when a PyTorch model is really needed (the bundle stays light)
     return load_model(model_dir, device)

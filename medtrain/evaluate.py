@@ -22,17 +22,16 @@ from .config import DataConfig, EvalConfig, ConfigError, DataError, MedtrainErro
 from .data import load_source, test_dl, open_image
 from .models import load_model, read_meta, write_meta, set_normalize
 from .data import task_columns
-from .multitask import load_multitask_model, multitask_test_dl, predict_outputs, task_metrics, summary_line, TaskSet
+from .multitask import load_multitask_model, multitask_test_dl, predict_outputs, task_arrays, task_metrics, summary_line, TaskSet
 from sklearn.metrics import r2_score
 
 # %% auto #0
 __all__ = ['HEADLINE', 'TASK_HEADLINE', 'bootstrap_ci', 'plot_reliability', 'plot_curves', 'threshold_for_sensitivity',
            'operating_points', 'apply_temperature', 'fit_temperature', 'calibration_report', 'predict_tta',
            'worst_errors', 'plot_worst_errors', 'read_test_data', 'write_report', 'evaluation_decision',
-           'store_decision', 'evaluate', 'task_ci', 'task_arrays', 'plot_regression', 'plot_label_rocs',
-           'read_task_data', 'write_task_report', 'evaluate_multitask', 'report_notebook', 'run_report', 'roc_auc',
-           'pr_auc', 'expected_calibration_error', 'binary_rates', 'compute_metrics', 'plot_confusion', 'plot_history',
-           'predict']
+           'store_decision', 'evaluate', 'task_ci', 'plot_regression', 'plot_label_rocs', 'read_task_data',
+           'write_task_report', 'evaluate_multitask', 'report_notebook', 'run_report', 'roc_auc', 'pr_auc',
+           'expected_calibration_error', 'binary_rates', 'compute_metrics', 'plot_confusion', 'plot_history', 'predict']
 
 # %% ../nbs/07_evaluate.ipynb #804796bf
 # re-exported: they lived here before training needed them (see the metrics chapter)
@@ -342,17 +341,6 @@ def task_ci(kind: str, y: np.ndarray, a: np.ndarray, n_boot: int = EvalConfig().
     return _boot(dict(mae=lambda i: float(np.abs(v[i] - t[i]).mean()), rmse=lambda i: float(np.sqrt(((v[i] - t[i]) ** 2).mean())),
                       r2=lambda i: float(r2_score(t[i], v[i])) if len(np.unique(t[i])) > 1 else None), len(y), n_boot, level)
 
-def task_arrays(taskset: TaskSet, out, targ) -> dict:
-    "`{task: (targets, answers)}` over the images labelled for each task; regression targets back in their unit."
-    answers = taskset.decode(torch.as_tensor(out))
-    res = {}
-    for t in taskset:
-        y = torch.as_tensor(targ)[:, taskset.target_slices[t.name]]
-        known = ~torch.isnan(y).any(1)
-        y, a = y[known].numpy(), answers[t.name][known].numpy()
-        res[t.name] = (y * t.std + t.mean if t.kind == 'regression' else y, a)
-    return res
-
 def plot_regression(y, v, path, title='Predicted against true'):
     "Predicted against true values with the identity line; MAE and R² in the title."
     y, v = np.asarray(y, float), np.asarray(v, float)
@@ -423,8 +411,8 @@ def evaluate_multitask(model_path, test_data, out=None, bs: int | None = None, d
     taskset = model.taskset
     df = read_task_data(test_data, taskset)
     out_t, targ = predict_outputs(model, multitask_test_dl(df, taskset, meta, bs or cfg.bs, device), progress)
-    metrics = dict(n=int(len(df)), ci_level=cfg.ci_level, tasks=task_metrics(taskset, out_t, targ))
-    arrays = task_arrays(taskset, out_t, targ)
+    arrays = task_arrays(taskset, out_t, targ)   # decoded once, for the metrics, intervals and plots
+    metrics = dict(n=int(len(df)), ci_level=cfg.ci_level, tasks=task_metrics(taskset, out_t, targ, arrays))
     out = Path(out or Path(model_path).parent/'test'); (out/'plots').mkdir(parents=True, exist_ok=True)
     plots = {}
     for t in taskset:

@@ -32,9 +32,9 @@ from .oom import MedLearner
 __all__ = ['SIGMOID_LOSSES', 'REGRESSION_LOSSES', 'TASK_KINDS', 'MAIN_METRIC', 'sigmoid_focal', 'TaskKind', 'Task',
            'resolve_tasks', 'TaskSet', 'MultiTaskModel', 'multitask_splitter', 'MultiTaskLoss', 'TaskLoss',
            'TaskWeight', 'task_metrics_callbacks', 'NoWeightDecay', 'multilabel_metrics', 'regression_metrics',
-           'task_metrics', 'predict_outputs', 'check_tasks', 'TaskTargets', 'multitask_dls', 'multitask_learner',
-           'multitask_results', 'plot_task_losses', 'summary_line', 'load_multitask_model', 'TaskOutputs',
-           'multitask_test_dl']
+           'task_arrays', 'task_metrics', 'predict_outputs', 'check_tasks', 'TaskTargets', 'multitask_dls',
+           'multitask_learner', 'multitask_results', 'plot_task_losses', 'summary_line', 'load_multitask_model',
+           'TaskOutputs', 'multitask_test_dl']
 
 # %% ../nbs/05wa_multitask.ipynb #aa5e8aa5
 SIGMOID_LOSSES = Choices('binary/multilabel task loss', 'data.tasks[].loss')
@@ -300,19 +300,29 @@ def regression_metrics(y: np.ndarray, v: np.ndarray) -> dict:
     return dict(n=int(len(y)), mae=float(mean_absolute_error(y, v)), rmse=float(np.sqrt(mean_squared_error(y, v))),
                 r2=float(r2_score(y, v)) if len(y) > 1 else None)
 
-def task_metrics(taskset: TaskSet, out: torch.Tensor, targ: torch.Tensor) -> dict:
-    "`{task: metrics}` from the concatenated outputs and targets of a labelled set; each task scored on its labelled images."
+def task_arrays(taskset: TaskSet, out, targ) -> dict:
+    "`{task: (targets, answers)}` over the images labelled for each task; regression targets back in their unit."
     answers = taskset.decode(torch.as_tensor(out))
     res = {}
     for t in taskset:
         y = torch.as_tensor(targ)[:, taskset.target_slices[t.name]]
         known = ~torch.isnan(y).any(1)
         y, a = y[known].numpy(), answers[t.name][known].numpy()
+        res[t.name] = (y * t.std + t.mean if t.kind == 'regression' else y, a)
+    return res
+
+def task_metrics(taskset: TaskSet, out: torch.Tensor, targ: torch.Tensor, arrays: dict | None = None) -> dict:
+    """`{task: metrics}` from the concatenated outputs and targets of a labelled set; each task scored on its labelled
+    images (`arrays`: `task_arrays` of the same, when the caller has them already)."""
+    arrays = arrays or task_arrays(taskset, out, targ)
+    res = {}
+    for t in taskset:
+        y, a = arrays[t.name]
         if not len(y): res[t.name] = dict(n=0); continue
         if t.kind == 'multiclass': m = compute_metrics(y[:, 0].astype(int), a, t.vocab)
         elif t.kind == 'binary': m = compute_metrics(y[:, 0].astype(int), np.concatenate([1 - a, a], 1), t.vocab)
         elif t.kind == 'multilabel': m = multilabel_metrics(y.astype(int), a, t.vocab)
-        else: m = regression_metrics(y[:, 0] * t.std + t.mean, a[:, 0])
+        else: m = regression_metrics(y[:, 0], a[:, 0])
         res[t.name] = dict(kind=t.kind, **m)
     return res
 

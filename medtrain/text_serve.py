@@ -26,24 +26,16 @@ __all__ = ['MAX_TEXT_CHARS', 'evaluate_text', 'predict_texts', 'build_text_demo'
            'serve_text']
 
 # %% ../nbs/11e_text_serve.ipynb #b936fa73
-def _test_table(model_dir: Path, test_data, meta: dict) -> pd.DataFrame:
-    if test_data is not None:
-        df = read_text_table(test_data, meta.get('text_column', 'text'), meta.get('label_column', 'label'))
-        return df[df.split == 'test'] if 'split' in df.columns and (df.split == 'test').any() else df
+def _split_table(model_dir: Path, data, meta: dict, split: str, missing: str) -> pd.DataFrame:
+    """The labelled texts of `split`: `data` (its `split` rows when it has a split column), else the run's `splits.csv`
+    beside `model_dir`; `missing` is the error when there is neither."""
+    if data is not None:
+        df = read_text_table(data, meta.get('text_column', 'text'), meta.get('label_column', 'label'))
+        return df[df.split == split] if 'split' in df.columns and (df.split == split).any() else df
     splits = model_dir.parent/'splits.csv'
-    if not splits.is_file(): raise ConfigError(f"--test-data: {model_dir} is not inside a run dir with splits.csv; give a labelled csv/tsv")
+    if not splits.is_file(): raise ConfigError(missing)
     df = pd.read_csv(splits, dtype=str, keep_default_na=False)
-    return df[df.split == 'test']
-
-def _valid_table(model_dir: Path, valid_data, meta: dict) -> pd.DataFrame:
-    "The labelled validation texts for `--calibrate`: `valid_data` (its `valid` rows when it has a split column), else the run's."
-    if valid_data is not None:
-        df = read_text_table(valid_data, meta.get('text_column', 'text'), meta.get('label_column', 'label'))
-        return df[df.split == 'valid'] if 'split' in df.columns and (df.split == 'valid').any() else df
-    splits = model_dir.parent/'splits.csv'
-    if not splits.is_file(): raise ConfigError(f"--valid-data: needed for --calibrate ({model_dir} is not inside a run dir with splits.csv)")
-    df = pd.read_csv(splits, dtype=str, keep_default_na=False)
-    return df[df.split == 'valid']
+    return df[df.split == split]
 
 def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalConfig | None = None, progress: bool = True, valid_data=None) -> dict:
     """Metrics of a text model on labelled texts, with bootstrap CIs (and, with `cfg.calibrate`, a temperature fitted on the
@@ -54,7 +46,7 @@ def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalC
     model_dir = resolve_model(model_ref, registry)
     pred = load_text_model(model_dir)
     classes = pred.classes
-    df = _test_table(model_dir, test_data, pred.meta)
+    df = _split_table(model_dir, test_data, pred.meta, 'test', f"--test-data: {model_dir} is not inside a run dir with splits.csv; give a labelled csv/tsv")
     if df.empty: raise DataError(f"--test-data {test_data or model_dir.parent/'splits.csv'}: no labelled test texts")
     unknown = sorted(set(df.label) - set(classes))
     if unknown: raise DataError(f"--test-data: labels {unknown[:5]} are not classes of this model ({', '.join(classes)})")
@@ -68,7 +60,7 @@ def evaluate_text(model_ref, test_data=None, out=None, registry=None, cfg: EvalC
     metrics['ci95'] = bootstrap_ci(y, probs, cfg.n_boot, level=cfg.ci_level)
     if 'binary' in metrics: metrics['binary'].setdefault('positive', classes[1])   # as `evaluate` says: rates of the second class
     if cfg.calibrate:
-        vdf = _valid_table(model_dir, valid_data, pred.meta)
+        vdf = _split_table(model_dir, valid_data, pred.meta, 'valid', f"--valid-data: needed for --calibrate ({model_dir} is not inside a run dir with splits.csv)")
         bad = sorted(set(vdf.label) - set(classes))
         if vdf.empty or bad: raise DataError(f"--valid-data: {'no labelled validation texts' if vdf.empty else f'labels {bad[:5]} are not classes of this model'}")
         p_valid = pred.probs(vdf.text.tolist())
