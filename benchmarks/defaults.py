@@ -32,7 +32,8 @@ def plain(csv, size, n_in, arch, epochs, bs):
     import pandas as pd, torch
     from train_throughput import plain_learner
     df = pd.read_csv(csv, dtype={'label': str})
-    learn = plain_learner(df, size, n_in, arch, bs, 'fp32', torch.device('cpu'), 42)
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')   # what fastai itself picks (`default_device()`)
+    learn = plain_learner(df, size, n_in, arch, bs, 'fp32', device, 42)   # no flags: fp32, as a fastai user gets by default
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 2e-3)
 
 def floor(csv, size, n_in, arch, epochs, bs, precision, channels_last):
@@ -42,11 +43,14 @@ def floor(csv, size, n_in, arch, epochs, bs, precision, channels_last):
     df = pd.read_csv(csv, dtype={'label': str})
     n_tr, n_va, n_out = (df.split == 'train').sum(), (df.split == 'valid').sum(), df.label.nunique()
     torch.manual_seed(0)
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')   # the device `medtrain train` chose (train.device: auto)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(arch, n_in, n_out, size=size).to(memory_format=fmt)
-    x, y = torch.randn(bs, n_in, size, size).contiguous(memory_format=fmt), torch.randint(0, n_out, (bs,))
+    model = build_model(arch, n_in, n_out, size=size).to(device, memory_format=fmt)
+    x = torch.randn(bs, n_in, size, size, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, n_out, (bs,), device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ac = (lambda: torch.autocast('cpu', dtype=torch.bfloat16)) if precision == 'bf16' else contextlib.nullcontext
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
+    ac = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
     for _ in range(epochs):
         model.train()
         for _ in range(n_tr // bs):
@@ -56,6 +60,7 @@ def floor(csv, size, n_in, arch, epochs, bs, precision, channels_last):
         with torch.no_grad():
             for _ in range(-(-n_va // bs)):
                 with ac(): model(x)
+    if device.type == 'cuda': torch.cuda.synchronize()
 
 def timed(cmd, env=None) -> float:
     t = time.perf_counter()
@@ -77,7 +82,7 @@ def main(argv=None):
     if a._floor: c, s, n, arch, e, bs, p, cl = a._floor; return floor(c, int(s), int(n), arch, int(e), int(bs), p, cl == 'True')
     from train_throughput import make_set, machine
     work = Path(a.work_dir or tempfile.mkdtemp(prefix='defaults-'))
-    env = {'MEDTRAIN_CACHE_DIR': str(work/'cache'), 'PYTHONPATH': str(ROOT)}   # a fresh cache folder: the first run measures and builds
+    env = {'MEDTRAIN_CACHE_DIR': str(work/'cache'), 'PYTHONPATH': os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')]))}   # a fresh cache folder: the first run measures and builds; the caller's PYTHONPATH kept
     rows, me = [], [sys.executable, __file__]
     for set_name in a.sets:
         size, n_in, n_default = SETS[set_name]

@@ -45,7 +45,15 @@ def peer(train, test) -> dict:
     clf.fit(train.tweet, train.label)
     pred = clf.predict(test.tweet)
     return dict(macro_f1=f1_score(test.label, pred, average='macro'), weighted_f1=f1_score(test.label, pred, average='weighted'),
-                seconds=time.time() - t)
+                seconds=time.time() - t, pred=np.asarray(pred))
+
+def paired_delta(y, a, b, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    "Test macro-F1 of predictions `a` minus that of `b`, and its paired-bootstrap 95% interval (the same resampled tweets for both)."
+    y, a, b = map(np.asarray, (y, a, b))
+    f = lambda ix: f1_score(y[ix], a[ix], average='macro') - f1_score(y[ix], b[ix], average='macro')
+    rng = np.random.default_rng(seed)
+    boots = [f(rng.integers(0, len(y), len(y))) for _ in range(n)]
+    return f(np.arange(len(y))), *np.percentile(boots, [2.5, 97.5])
 
 def medtrain_run(lang, train, dev, test, work, variant, args) -> dict:
     "One `train_text` run on this language (`variant`: nolm, lm, lm+unlabelled), scored on test by the saved model."
@@ -62,7 +70,7 @@ def medtrain_run(lang, train, dev, test, work, variant, args) -> dict:
     cfg = Config.model_validate(dict(
         data=dict(modality='text', source='csv', path=str(tsv), text_column='tweet', label_column='label', unlabelled=unl,
                   imbalance='weighted_loss', text_normalize=args.normalize),
-        model=dict(arch=args.arch, drop_mult=args.drop_mult, vocab_sz=args.vocab_sz),
+        model=dict(arch=args.arch, drop_mult=args.drop_mult, vocab_sz=args.vocab_sz, ngrams=args.ngrams),
         train=dict(epochs=args.epochs, lm_epochs=0 if variant == 'nolm' else args.lm_epochs, bs=args.bs, lr=args.lr,
                    lm_lr=args.lm_lr, wd=0.1, label_smoothing=args.label_smoothing, progress=not args.quiet, seed=args.seed)))
     t = time.time()
@@ -72,7 +80,7 @@ def medtrain_run(lang, train, dev, test, work, variant, args) -> dict:
     probs = pred.probs(test.tweet.tolist())
     y = np.array(pred.classes)[probs.argmax(1)]
     return dict(macro_f1=f1_score(test.label, y, average='macro'), weighted_f1=f1_score(test.label, y, average='weighted'),
-                seconds=seconds, valid_macro_f1=res.metrics['macro_f1'])
+                seconds=seconds, valid_macro_f1=res.metrics['macro_f1'], pred=y)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,6 +95,7 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--drop-mult', type=float, default=None, help="model.drop_mult (None: fastai's 0.3 LM / 0.5 classifier)")
     ap.add_argument('--vocab-sz', type=int, default=None, help="model.vocab_sz (None: fastai's rule)")
+    ap.add_argument('--ngrams', type=int, default=0, help='model.ngrams: a bag of hashed subword 1…N-grams beside the AWD-LSTM (0: off)')
     ap.add_argument('--label-smoothing', type=float, default=0.0)
     ap.add_argument('--normalize', default='none', help="data.text_normalize: none, lower, tweet")
     ap.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's)")
@@ -109,19 +118,25 @@ def main(argv=None):
         if args.max_train:   # a random sample: the files are sorted by label
             cut = lambda d, n: d.sample(min(n, len(d)), random_state=0)
             train, dev, test = cut(train, args.max_train), cut(dev, args.max_train // 4), cut(test, args.max_train // 4)
-        r = peer(train, test)
+        r = peer(train, test); peer_pred = r['pred']
         rows.append(dict(lang=lang, model='TF-IDF char+word + balanced LR (peer)', **r))
         print(f"{lang} peer: macro-F1 {r['macro_f1']:.3f}, weighted-F1 {r['weighted_f1']:.3f}, {r['seconds']:.1f}s", flush=True)
         for v in args.variants:
             r = medtrain_run(lang, train, dev, test, work/lang, v, args)
             name = {'nolm': 'medtrain, no LM pretraining', 'lm': 'medtrain, LM on train+dev text',
                     'lm+unlabelled': 'medtrain, LM + test tweets as unlabelled text'}[v]
-            rows.append(dict(lang=lang, model=f'{name} ({args.arch})', **r))
-            print(f"{lang} {v}: macro-F1 {r['macro_f1']:.3f}, weighted-F1 {r['weighted_f1']:.3f}, {r['seconds']:.0f}s", flush=True)
+            r['delta'] = paired_delta(test.label, r['pred'], peer_pred)
+            rows.append(dict(lang=lang, model=f'{name} ({args.arch})' + (f', ngrams {args.ngrams}' if args.ngrams else ''), **r))
+            d = r['delta']
+            print(f"{lang} {v}: macro-F1 {r['macro_f1']:.3f}, weighted-F1 {r['weighted_f1']:.3f}, {r['seconds']:.0f}s; "
+                  f"vs peer {d[0]:+.3f} (95% CI {d[1]:+.3f} … {d[2]:+.3f})", flush=True)
     df = pd.DataFrame(rows)
     if 'valid_macro_f1' not in df: df['valid_macro_f1'] = np.nan
-    table = "| language | model | test macro-F1 | test weighted-F1 | dev macro-F1 | time s |\n|---|---|---|---|---|---|\n" + "\n".join(
-        f"| {r.lang} | {r.model} | {r.macro_f1:.3f} | {r.weighted_f1:.3f} | {'' if np.isnan(r.valid_macro_f1) else f'{r.valid_macro_f1:.3f}'} | {r.seconds:.0f} |"
+    if 'delta' not in df: df['delta'] = None
+    ci = lambda d: '' if not isinstance(d, tuple) else f'{d[0]:+.3f} ({d[1]:+.3f} … {d[2]:+.3f})'
+    table = ("| language | model | test macro-F1 | test weighted-F1 | dev macro-F1 | time s | test macro-F1 − peer's (paired bootstrap 95% CI) |\n"
+             "|---|---|---|---|---|---|---|\n") + "\n".join(
+        f"| {r.lang} | {r.model} | {r.macro_f1:.3f} | {r.weighted_f1:.3f} | {'' if np.isnan(r.valid_macro_f1) else f'{r.valid_macro_f1:.3f}'} | {r.seconds:.0f} | {ci(r.delta)} |"
         for r in df.itertuples())
     print(table)
     if args.no_results: return df
@@ -134,7 +149,7 @@ def main(argv=None):
                 f"- command: `{cmd}`\n- data: AfriSenti-SemEval 2023 (CC BY 4.0), the task's train / dev / test splits"
                 + (f" (random samples: {args.max_train} train, {args.max_train // 4} dev, {args.max_train // 4} test tweets)" if args.max_train else "") + "; "
                 f"classifier {args.epochs} epochs (gradual unfreezing), LM {args.lm_epochs} epochs, bs {args.bs}, lr {args.lr}, lm_lr {args.lm_lr}, "
-                f"drop_mult {args.drop_mult}, vocab_sz {args.vocab_sz}, label_smoothing {args.label_smoothing}, text_normalize {args.normalize}; time = the whole "
+                f"drop_mult {args.drop_mult}, vocab_sz {args.vocab_sz}, ngrams {args.ngrams}, label_smoothing {args.label_smoothing}, text_normalize {args.normalize}; time = the whole "
                 f"`train_text` run (tokenizer + LM + classifier) or the peer's fit\n\n{table}\n")
     return df
 

@@ -156,6 +156,7 @@ class ModelConfig(_Section):
     n_in: int | None = Field(None, ge=1, le=4, description="input channels; None = from data")
     drop_mult: float | None = Field(None, ge=0, le=3, description="text data (AWD-LSTM): scale of every dropout; None = fastai's defaults (0.3 for the language model, 0.5 for the classifier)")
     vocab_sz: int | None = Field(None, ge=64, le=64000, description="text data (AWD-LSTM): SentencePiece vocabulary size; None = fastai's rule (a quarter of the distinct words, at most 8000)")
+    ngrams: int = Field(0, ge=0, le=4, description="text data (AWD-LSTM): add a linear bag of hashed subword n-grams (orders 1…ngrams) to the classifier's scores; 0 = the AWD-LSTM alone")
 
     @field_validator('pretrained', mode='before')
     @classmethod

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch
+from torch import nn
+from fastai.torch_core import params
 from fastai.basics import DataLoaders, Learner, CrossEntropyLossFlat, accuracy
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
@@ -18,7 +20,7 @@ from fastai.metrics import Perplexity
 from fastai.text.core import SentencePieceTokenizer, tokenize_texts, defaults
 from fastai.text.data import Numericalize, LMDataLoader, SortedDL, pad_input_chunk
 from fastai.text.learner import TextLearner
-from fastai.text.models import AWD_LSTM, get_language_model, get_text_classifier, awd_lstm_lm_split, awd_lstm_clas_split
+from fastai.text.models import AWD_LSTM, SequentialRNN, get_language_model, get_text_classifier, awd_lstm_lm_split, awd_lstm_clas_split
 from fastai.text.models.awdlstm import awd_lstm_lm_config, awd_lstm_clas_config
 from safetensors.torch import save_file, load_file
 
@@ -33,12 +35,13 @@ from .runs import record_run
 from .train import RunDir, new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
 
 # %% auto #0
-__all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'TEXT_FILES', 'read_text_table',
-           'split_text_table', 'read_unlabelled', 'TextSplit', 'prepare_text', 'tweet_normalize', 'normalize_texts',
-           'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner', 'save_lm', 'lm_folder', 'load_lm_weights',
-           'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'text_logits', 'TextPredictor',
-           'save_text_model', 'is_text_model', 'load_text_model', 'start_text_run', 'text_class_weights',
-           'text_lm_phase', 'text_learner', 'gradual_unfreeze', 'train_text']
+__all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'NGRAM_BUCKETS', 'TEXT_FILES',
+           'read_text_table', 'split_text_table', 'read_unlabelled', 'TextSplit', 'prepare_text', 'tweet_normalize',
+           'normalize_texts', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner', 'save_lm', 'lm_folder',
+           'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'NgramBag',
+           'NgramTextClassifier', 'text_clas_split', 'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model',
+           'load_text_model', 'start_text_run', 'text_class_weights', 'text_lm_phase', 'text_learner',
+           'gradual_unfreeze', 'train_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -252,15 +255,59 @@ def text_clas_dls(codec: TextCodec, split: TextSplit, bs: int = 32, device=None,
     return DataLoaders(SortedDL(_ds('train'), bs=bs, shuffle=True, before_batch=pad_input_chunk, drop_last=False),
                        SortedDL(_ds('valid'), bs=bs, shuffle=False, before_batch=pad_input_chunk), device=device or 'cpu')
 
-def text_classifier(codec: TextCodec, n_out: int, arch: str = 'awd_lstm_small', drop_mult: float = 0.5, seq_len: int = 72, max_len: int = 72 * 20):
-    "fastai's AWD-LSTM text classifier for `n_out` classes on `codec`'s vocabulary."
-    return get_text_classifier(AWD_LSTM, len(codec.vocab), n_out, seq_len=seq_len, config=text_arch_config(arch, lm=False),
-                               drop_mult=drop_mult, max_len=max_len)
+def text_classifier(codec: TextCodec, n_out: int, arch: str = 'awd_lstm_small', drop_mult: float = 0.5, seq_len: int = 72,
+                    max_len: int = 72 * 20, ngrams: int = 0):
+    "fastai's AWD-LSTM text classifier for `n_out` classes on `codec`'s vocabulary; with `ngrams`, an `NgramBag` beside it."
+    model = get_text_classifier(AWD_LSTM, len(codec.vocab), n_out, seq_len=seq_len, config=text_arch_config(arch, lm=False),
+                                drop_mult=drop_mult, max_len=max_len)
+    return NgramTextClassifier(*model, NgramBag(n_out, ngrams)) if ngrams else model
 
 def load_encoder_from_lm(model, lm_dir):
     "Copy the language model's encoder weights (`encoder.safetensors`) into the classifier's encoder."
     model[0].module.load_state_dict(load_file(str(Path(lm_dir)/'encoder.safetensors')))
     return model
+
+# %% ../nbs/06t_text.ipynb #94c91db1
+NGRAM_BUCKETS, _NGRAM_PRIME, _NGRAM_MOD = 2**18, 1_000_003, 2**31 - 1
+
+class NgramBag(nn.Module):
+    "Class scores from the hashed subword n-grams (orders 1…`n`, padding left out) of a batch of token ids: a linear bag of n-grams."
+    def __init__(self, n_out: int, n: int = 3, buckets: int = NGRAM_BUCKETS, pad_idx: int = 1):
+        super().__init__()
+        if not 1 <= n <= 4: raise ConfigError(f"model.ngrams: n-gram orders 1…n need 1 <= n <= 4, got {n}")
+        self.n, self.buckets, self.pad_idx = n, buckets, pad_idx
+        self.scores = nn.Embedding(buckets, n_out)
+        nn.init.zeros_(self.scores.weight)   # at the start, the classifier beside it alone decides
+
+    def buckets_of(self, x) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        "For each order k: the bucket of every k-gram of `x` (bs × positions) and whether it holds no padding."
+        x = x.long(); real, out = x != self.pad_idx, []
+        for k in range(1, min(self.n, x.shape[1]) + 1):
+            w = x.shape[1] - k + 1
+            h, ok = torch.zeros_like(x[:, :w]), torch.ones_like(real[:, :w])
+            for j in range(k): h, ok = (h * _NGRAM_PRIME + x[:, j:j + w] + 1) % _NGRAM_MOD, ok & real[:, j:j + w]
+            out.append(((h * 31 + k) % self.buckets, ok))
+        return out
+
+    def forward(self, x):
+        total = count = 0
+        for h, ok in self.buckets_of(x):
+            total = total + (self.scores(h) * ok[..., None]).sum(1)
+            count = count + ok.sum(1, keepdim=True)
+        return total / count.clamp(min=1)
+
+class NgramTextClassifier(SequentialRNN):
+    "fastai's text classifier (`[0]` encoder, `[1]` pooling head) with an `NgramBag` (`[2]`) whose scores add to the head's."
+    def forward(self, x):
+        logits, *rest = self[1](self[0](x))
+        return (logits + self[2](x), *rest)
+
+def text_clas_split(model):
+    "`awd_lstm_clas_split`'s layer groups, with the n-gram scores (when there) in the head's group."
+    groups = awd_lstm_clas_split(model)
+    if isinstance(model, NgramTextClassifier): groups[-1] = groups[-1] + params(model[2])
+    return groups
+
 
 # %% ../nbs/06t_text.ipynb #c975afe1
 def text_logits(model, codec: TextCodec, texts, bs: int = 64, max_tokens: int = 512, device=None) -> np.ndarray:
@@ -320,7 +367,9 @@ def load_text_model(model_dir, device='cpu') -> TextPredictor:
         if f not in TEXT_FILES or not (folder/f).is_file() or _sha256(folder/f) != digest:
             raise MedtrainError(f"{folder}/{f}: missing or changed since the model was saved")
     codec = TextCodec.load(folder)
-    model = text_classifier(codec, len(meta['classes']), meta['arch'])
+    ngrams = meta.get('ngrams', 0)
+    if not isinstance(ngrams, int) or not 0 <= ngrams <= 4: raise MedtrainError(f"{folder}/{SIDECAR}: ngrams must be 0…4, got {ngrams!r}")
+    model = text_classifier(codec, len(meta['classes']), meta['arch'], ngrams=ngrams)
     model.load_state_dict(load_file(str(folder/WEIGHTS)))
     return TextPredictor(model.to(device).eval(), codec, meta)
 
@@ -400,10 +449,10 @@ def text_learner(cfg: Config, codec: TextCodec, split: TextSplit, device, path='
     "Step 2's Learner: the AWD-LSTM classifier (encoder from `lm_dir` when given), the configured loss, optimizer and callbacks."
     counts, weight = text_class_weights(cfg, split)
     loss = build_loss(cfg.train.loss, cfg.train.loss_kwargs, cfg.train.label_smoothing, weight=weight, class_counts=counts)
-    model = text_classifier(codec, len(split.classes), cfg.model.arch, 0.5 if cfg.model.drop_mult is None else cfg.model.drop_mult)
+    model = text_classifier(codec, len(split.classes), cfg.model.arch, 0.5 if cfg.model.drop_mult is None else cfg.model.drop_mult, ngrams=cfg.model.ngrams)
     if lm_dir is not None: load_encoder_from_lm(model, lm_dir)
     return TextLearner(text_clas_dls(codec, split, cfg.train.bs, device), model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd),
-                       splitter=awd_lstm_clas_split, path=path, model_dir='checkpoints', metrics=training_metrics(),
+                       splitter=text_clas_split, path=path, model_dir='checkpoints', metrics=training_metrics(),
                        cbs=list(cbs) + build_callbacks(cfg, device, None, progress))
 
 def gradual_unfreeze(learn, epochs: int, lr: float, schedule: str = 'one_cycle'):
@@ -419,6 +468,7 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
     if cfg.data.modality != 'text': raise ConfigError("data.modality: train_text needs text data (modality: text)")
     arch = cfg.model.arch
     if arch.startswith('hf:'):
+        if cfg.model.ngrams: raise ConfigError("model.ngrams: the n-gram bag reads the AWD-LSTM's subword ids; a hf: encoder has its own tokenizer (set model.ngrams: 0)")
         if 'hf' not in TEXT_TRAINERS: raise ConfigError("model.arch: hf: encoders need medtrain.text_hf (import it; it needs transformers)")
         return TEXT_TRAINERS['hf'](cfg, run_dir, progress, overwrite, split)
     TEXT_ARCHS.get(arch); TEXT_NORMALIZERS.get(cfg.data.text_normalize)   # a typo fails before a run dir exists
@@ -436,7 +486,7 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
         codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm', cfg.model.vocab_sz, normalize=cfg.data.text_normalize)
         lm_dir = text_lm_phase(cfg, codec, split, rd, device, progress, lm_src)
         learn = text_learner(cfg, codec, split, device, rd.path, lm_dir, progress, cbs=[_History(rd/'history.csv', 'classifier')])
-        _say(progress, f"classifier: {arch}, {sum(p.numel() for p in learn.model.parameters()) / 1e6:.1f}M params, {cfg.train.epochs} epochs "
+        _say(progress, f"classifier: {arch}, {sum(p.numel() for p in learn.model.parameters()) / 1e6:.1f}M params{f', subword 1…{cfg.model.ngrams}-grams beside it' if cfg.model.ngrams else ''}, {cfg.train.epochs} epochs "
                        f"(gradual unfreezing), encoder {'from the language model ' + str(lm_dir) if lm_dir else 'from scratch'}")
         _quiet(learn, progress, lambda: gradual_unfreeze(learn, cfg.train.epochs, cfg.train.lr, cfg.train.schedule))
         learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('_History',)])
@@ -449,7 +499,7 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
         plot_history(hist.drop(columns=['phase']), rd/'plots')
         plot_confusion(metrics['confusion_matrix'], split.classes, rd/'plots'/'confusion_matrix.png', title='Confusion matrix (validation)')
         save_text_model(learn.model, codec, rd/'model', dict(arch=arch, classes=split.classes, data_version=split.version,
-                        text_column=cfg.data.text_column, label_column=cfg.data.label_column,
+                        ngrams=cfg.model.ngrams, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
                         language_model=str(lm_dir) if lm_dir else None, pretrained=str(lm_src) if lm_src else None))
     except BaseException as e:
         rd.update_run(status='failed', error=f"{type(e).__name__}: {e}", duration_s=round(time.time() - start, 2))
