@@ -14,6 +14,7 @@ from torch import nn
 from fastai.torch_core import params
 from fastai.basics import DataLoaders, Learner, CrossEntropyLossFlat, accuracy
 from fastai.callback.core import Callback
+from fastai.callback.tracker import TrackerCallback
 from fastai.callback.progress import CSVLogger
 from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner.fit_one_cycle)
 from fastai.metrics import Perplexity
@@ -40,8 +41,8 @@ __all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TE
            'normalize_texts', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner', 'save_lm', 'lm_folder',
            'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'NgramBag',
            'NgramTextClassifier', 'text_clas_split', 'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model',
-           'load_text_model', 'start_text_run', 'text_class_weights', 'text_lm_phase', 'text_learner',
-           'gradual_unfreeze', 'train_text']
+           'load_text_model', 'start_text_run', 'text_class_weights', 'text_lm_phase', 'text_learner', 'KeepBest',
+           'ngram_warmup', 'gradual_unfreeze', 'train_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -297,8 +298,15 @@ class NgramBag(nn.Module):
         return total / count.clamp(min=1)
 
 class NgramTextClassifier(SequentialRNN):
-    "fastai's text classifier (`[0]` encoder, `[1]` pooling head) with an `NgramBag` (`[2]`) whose scores add to the head's."
+    """fastai's text classifier (`[0]` encoder, `[1]` pooling head) with an `NgramBag` (`[2]`) whose scores add to the head's.
+    `deep_on` (a saved buffer) is 0 while the n-gram scores warm up alone: the AWD-LSTM is then not run at all."""
+    def __init__(self, *layers):
+        super().__init__(*layers)
+        self.register_buffer('deep_on', torch.ones(()))
     def forward(self, x):
+        if not self.deep_on:   # no encoder outputs: zeros keep fastai's AR/TAR regularizer (RNNCallback) at 0
+            z = torch.zeros(x.shape[0], 2, 1, device=x.device)
+            return self[2](x), z, z
         logits, *rest = self[1](self[0](x))
         return (logits + self[2](x), *rest)
 
@@ -455,13 +463,48 @@ def text_learner(cfg: Config, codec: TextCodec, split: TextSplit, device, path='
                        splitter=text_clas_split, path=path, model_dir='checkpoints', metrics=training_metrics(),
                        cbs=list(cbs) + build_callbacks(cfg, device, None, progress))
 
-def gradual_unfreeze(learn, epochs: int, lr: float, schedule: str = 'one_cycle'):
+class KeepBest(TrackerCallback):
+    """The weights of the epoch with the best validation `monitor` across *every* fit of the classifier's schedule
+    (fastai's `SaveModelCallback` starts again at each fit); `restore(learn)` loads them back, in memory, no file."""
+    def __init__(self, monitor: str = 'macro_f1'):
+        super().__init__(monitor=monitor, reset_on_fit=False)
+        self.state, self.where, self.epochs = None, None, 0
+    def after_epoch(self):
+        super().after_epoch()
+        self.epochs += 1
+        if self.new_best:
+            self.state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+            self.where = dict(epoch=self.epochs - 1, warmup=bool(getattr(self.learn.model, 'deep_on', 1) == 0), **{self.monitor: float(self.best)})
+    def restore(self, learn):
+        if self.state is not None: learn.model.load_state_dict(self.state)
+        return self.where
+
+def ngram_warmup(learn, epochs: int, lr: float, schedule: str = 'one_cycle'):
+    """The n-gram scores alone first, the AWD-LSTM switched off (`deep_on` 0, not even run) and frozen: a linear model
+    trained to its own best before the LSTM's logits join it. Without it the LSTM, which fits a few thousand training
+    texts within a few epochs, leaves the n-gram scores little gradient to learn from."""
+    m = learn.model
+    learn.freeze_to(-1)
+    for p in m[1].parameters(): p.requires_grad_(False)   # the pooling head shares the last layer group
+    m.deep_on.fill_(0)
+    try: _fit(learn, epochs, lr, schedule)
+    finally:
+        m.deep_on.fill_(1)
+        for p in m[1].parameters(): p.requires_grad_(True)
+
+def gradual_unfreeze(learn, epochs: int, lr: float, schedule: str = 'one_cycle', warmup: int = 0) -> dict | None:
     """ULMFiT's classifier schedule: the head alone, then the last two, then three layer groups (one epoch each), then
-    everything for the remaining epochs, with discriminative rates (each earlier group lr/2.6)."""
-    steps = [(-1, lr), (-2, slice(lr / 2 / 2.6**4, lr / 2)), (-3, slice(lr / 4 / 2.6**4, lr / 4))][:max(1, min(3, epochs - 1))]
-    for k, l in steps: learn.freeze_to(k); _fit(learn, 1, l, schedule)
-    if epochs > len(steps): learn.unfreeze(); _fit(learn, epochs - len(steps), slice(lr / 10 / 2.6**4, lr / 10), schedule)
-    return learn
+    everything for the remaining epochs, with discriminative rates (each earlier group lr/2.6). With `warmup` (an
+    `NgramTextClassifier`), `ngram_warmup` first. The model ends with the weights of its best validation macro-F1 epoch
+    (`KeepBest`), warm-up epochs included; returns where that epoch was."""
+    keep = KeepBest(); learn.add_cb(keep)
+    try:
+        if warmup and isinstance(learn.model, NgramTextClassifier): ngram_warmup(learn, warmup, lr, schedule)
+        steps = [(-1, lr), (-2, slice(lr / 2 / 2.6**4, lr / 2)), (-3, slice(lr / 4 / 2.6**4, lr / 4))][:max(1, min(3, epochs - 1))]
+        for k, l in steps: learn.freeze_to(k); _fit(learn, 1, l, schedule)
+        if epochs > len(steps): learn.unfreeze(); _fit(learn, epochs - len(steps), slice(lr / 10 / 2.6**4, lr / 10), schedule)
+    finally: learn.remove_cb(keep)
+    return keep.restore(learn)
 
 def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrite: bool = False, split: TextSplit | None = None) -> RunResult:
     "Train a text classifier as `cfg` says (`data.modality: text`): tokenizer, language model, classifier; all into a run dir."
@@ -488,18 +531,19 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
         learn = text_learner(cfg, codec, split, device, rd.path, lm_dir, progress, cbs=[_History(rd/'history.csv', 'classifier')])
         _say(progress, f"classifier: {arch}, {sum(p.numel() for p in learn.model.parameters()) / 1e6:.1f}M params{f', subword 1…{cfg.model.ngrams}-grams beside it' if cfg.model.ngrams else ''}, {cfg.train.epochs} epochs "
                        f"(gradual unfreezing), encoder {'from the language model ' + str(lm_dir) if lm_dir else 'from scratch'}")
-        _quiet(learn, progress, lambda: gradual_unfreeze(learn, cfg.train.epochs, cfg.train.lr, cfg.train.schedule))
+        kept = _quiet(learn, progress, lambda: gradual_unfreeze(learn, cfg.train.epochs, cfg.train.lr, cfg.train.schedule, warmup=cfg.train.epochs if cfg.model.ngrams else 0))
+        if kept: _say(progress, f"kept the best epoch: {kept['epoch']}{' (n-gram warm-up: the AWD-LSTM did not improve on it)' if kept['warmup'] else ''}, validation macro-F1 {kept['macro_f1']:.3f}")
         learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('_History',)])
         valid = split.part('valid')
         cidx = {c: i for i, c in enumerate(split.classes)}
         probs = TextPredictor(learn.model, codec, {'classes': split.classes}).probs(valid.text)   # the codec normalises
         metrics = compute_metrics([cidx[y] for y in valid.label], probs, split.classes)
-        rd.write_json('metrics.json', metrics)
+        rd.write_json('metrics.json', metrics); rd.update_run(kept_epoch=kept)
         hist = pd.read_csv(rd/'history.csv'); hist['epoch'] = range(len(hist))
         plot_history(hist.drop(columns=['phase']), rd/'plots')
         plot_confusion(metrics['confusion_matrix'], split.classes, rd/'plots'/'confusion_matrix.png', title='Confusion matrix (validation)')
         save_text_model(learn.model, codec, rd/'model', dict(arch=arch, classes=split.classes, data_version=split.version,
-                        ngrams=cfg.model.ngrams, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
+                        ngrams=cfg.model.ngrams, kept_epoch=kept, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
                         language_model=str(lm_dir) if lm_dir else None, pretrained=str(lm_src) if lm_src else None))
     except BaseException as e:
         rd.update_run(status='failed', error=f"{type(e).__name__}: {e}", duration_s=round(time.time() - start, 2))
