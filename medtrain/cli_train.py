@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 
-from .config import MedtrainError, ConfigError, load_config
+from .config import MedtrainError, ConfigError, EvalConfig, load_config
 from .cli_base import _add_config_args
 
 # %% auto #0
@@ -98,7 +98,7 @@ def _cv(args):
     cfg = load_config(args.config, args.set); _text_engine(cfg)
     import pandas as pd
     from medtrain.tune import cv, cv_table
-    res = cv(cfg, args.folds, args.out, ensemble=args.ensemble, progress=False if args.quiet else None)
+    res = cv(cfg, args.folds, args.out, ensemble=args.ensemble, progress=False if args.quiet else None, n_boot=args.n_boot)
     with pd.option_context('display.width', 200): print(cv_table(res).to_string())
     print(f"cv folder: {res['out']} (cv_metrics.csv, oof_predictions.csv{', ensemble/' if args.ensemble else ''})")
 
@@ -122,6 +122,7 @@ def add_experiment_commands(sub):
     _add_config_args(c, "YAML config")
     c.add_argument('--folds', '-k', type=int, default=5, help="number of folds (default 5)")
     c.add_argument('--ensemble', action='store_true', help="evaluate the average of the fold models on the test split")
+    c.add_argument('--n-boot', type=int, default=EvalConfig().n_boot, help=f"--ensemble: bootstrap resamples for its 95%% intervals (default {EvalConfig().n_boot}, as evaluate)")
     c.add_argument('--out', type=Path, help="cv folder (default: tracking.runs_dir/cv-<time>-<arch>)")
     c.add_argument('--quiet', '-q', action='store_true')
     c.set_defaults(func=_cv)

@@ -14,7 +14,7 @@ from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from pydantic import ValidationError
 
-from .config import Config, Choices, AugmentConfig, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted, seed_everything, get_device
+from .config import Config, Choices, AugmentConfig, EvalConfig, ConfigError, DataError, MedtrainError, explain, save_config, _set_dotted, seed_everything, get_device
 from .data import SOURCES, test_dl, assign_folds
 from .models import set_normalize
 from .prepare import Split, prepare_data, fold_splits
@@ -62,10 +62,11 @@ def _prob_frame(rows, probs, classes, **extra):
     out = pd.DataFrame({key: rows[key].values, 'label': rows.label.values, **extra, 'pred': [classes[i] for i in probs.argmax(1)]})
     return pd.concat([out, pd.DataFrame(probs, columns=[f'p_{c}' for c in classes])], axis=1)
 
-def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: bool | None = None) -> dict:
+def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: bool | None = None, n_boot: int = EvalConfig().n_boot) -> dict:
     """k-fold cross-validation of `cfg` (image or text data) into the folder `out`; returns the per-fold table, the summary
-    and (with `ensemble`) test metrics."""
+    and (with `ensemble`) test metrics, with `n_boot` bootstrap resamples for their intervals."""
     if folds < 2: raise ConfigError(f"--folds: k must be at least 2, got {folds}")
+    if n_boot < 1: raise ConfigError(f"--n-boot: at least 1, got {n_boot}")
     is_text = cfg.data.modality == 'text'
     if is_text: check_text(cfg)   # names checked and the file read before the output folder exists: a mistake creates nothing
     else: SOURCES.get(cfg.data.source)   # a wrong data.source fails before the output folder exists
@@ -109,7 +110,7 @@ def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: 
         if not len(test): raise DataError("--ensemble: there is no test split (data.test_pct is 0)")
         y_test = test.label.map(classes.index).values
         avg = np.mean(test_probs, 0)
-        ens = dict(compute_metrics(y_test, avg, classes), ci95=bootstrap_ci(y_test, avg),
+        ens = dict(compute_metrics(y_test, avg, classes), ci95=bootstrap_ci(y_test, avg, n_boot),
                    single_models=[{k: compute_metrics(y_test, p, classes)[k] for k in METRIC_COLS} for p in test_probs])
         (out/'ensemble').mkdir(exist_ok=True)
         (out/'ensemble'/'metrics.json').write_text(json.dumps(ens, indent=1))
