@@ -26,9 +26,9 @@ from .text import (TextSplit, TextCodec, TEXT_ARCHS, TEXT_NORMALIZERS, prepare_t
                            load_text_model, lm_folder)
 
 # %% auto #0
-__all__ = ['METRIC_COLS', 'TUNE_METRICS', 'AUG_DEFAULTS', 'TEXT_KNOBS', 'TUNE_PRESETS', 'with_values', 'on_table', 'split_table',
-           'cv', 'cv_table', 'check_text', 'text_fold_splits', 'shared_text_lm', 'read_space', 'grid_space',
-           'OptunaPruning', 'default_preset', 'preset_space', 'PerTrialSeed', 'tune', 'text_lr_find']
+__all__ = ['METRIC_COLS', 'CV_FILES', 'TUNE_METRICS', 'AUG_DEFAULTS', 'TEXT_KNOBS', 'TUNE_PRESETS', 'with_values', 'on_table',
+           'split_table', 'cv', 'cv_table', 'check_text', 'text_fold_splits', 'shared_text_lm', 'read_space',
+           'grid_space', 'OptunaPruning', 'default_preset', 'preset_space', 'PerTrialSeed', 'tune', 'text_lr_find']
 
 # %% ../nbs/08_tune.ipynb #97a56d0e
 def with_values(cfg: Config, values: dict, source: str = 'search space') -> Config:
@@ -62,6 +62,14 @@ def _prob_frame(rows, probs, classes, **extra):
     out = pd.DataFrame({key: rows[key].values, 'label': rows.label.values, **extra, 'pred': [classes[i] for i in probs.argmax(1)]})
     return pd.concat([out, pd.DataFrame(probs, columns=[f'p_{c}' for c in classes])], axis=1)
 
+CV_FILES = ('config.yaml', 'folds.csv', 'cv.json', 'cv_metrics.csv', 'oof_predictions.csv', 'ensemble', 'lm', 'lm_history.csv')   # not runs.sqlite: an index runs add to
+
+def _check_cv_folder(out: Path):
+    "A `ConfigError` when `out` is a file or holds what a CV writes (an earlier CV's results are never written over)."
+    if out.exists() and not out.is_dir(): raise ConfigError(f"--out {out}: is a file, not a folder")
+    taken = [n for n in CV_FILES if (out/n).exists()] + sorted(p.name for p in out.glob('fold[0-9]*')) if out.is_dir() else []
+    if taken: raise ConfigError(f"--out {out}: already holds {', '.join(taken[:4])} (an earlier cv); cv never writes over files: choose a new --out")
+
 def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: bool | None = None, n_boot: int = EvalConfig().n_boot) -> dict:
     """k-fold cross-validation of `cfg` (image or text data) into the folder `out`; returns the per-fold table, the summary
     and (with `ensemble`) test metrics, with `n_boot` bootstrap resamples for their intervals."""
@@ -71,8 +79,9 @@ def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: 
     if is_text: check_text(cfg)   # names checked and the file read before the output folder exists: a mistake creates nothing
     else: SOURCES.get(cfg.data.source)   # a wrong data.source fails before the output folder exists
     progress = cfg.train.progress if progress is None else progress
-    if is_text: split = prepare_text(cfg.data); table, parts = text_fold_splits(split, folds, cfg.data.seed)
     out = Path(out or Path(cfg.tracking.runs_dir)/f"cv-{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.arch.replace(':', '_').replace('/', '_')}")
+    _check_cv_folder(out)
+    if is_text: split = prepare_text(cfg.data); table, parts = text_fold_splits(split, folds, cfg.data.seed)
     out.mkdir(parents=True, exist_ok=True)
     if not is_text:
         split = prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows and test split `train(cfg)` would have

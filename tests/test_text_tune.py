@@ -17,7 +17,7 @@ def test_text_cv_folds_share_one_language_model_then_lr_find_on_it(tmp_path):
     r = medtrain_inproc('cv', '--config', cfg, '--folds', '2', '--ensemble', '--n-boot', '100', '--out', tmp_path/'cv', '--quiet', check=True)
     assert 'mean ± std' in r.stdout and 'ensemble (test)' in r.stdout, r.stdout
     cv = tmp_path/'cv'
-    folds = _csv(cv/'folds.csv')
+    folds, folds_text = _csv(cv/'folds.csv'), (cv/'folds.csv').read_text()
     test, pool = folds[folds.fold < 0], folds[folds.fold >= 0]
     assert len(test) == 12 and sorted(pool.fold.unique()) == [0, 1]
     assert (pool.groupby('fold').label.value_counts() == 12).all()   # stratified: each fold holds 12 of each class (24 + 24)
@@ -38,6 +38,11 @@ def test_text_cv_folds_share_one_language_model_then_lr_find_on_it(tmp_path):
     ens, ens_metrics = _csv(cv/'ensemble'/'predictions.csv'), json.loads((cv/'ensemble'/'metrics.json').read_text())
     assert ens_metrics['ci95']['macro_f1'][0] <= ens_metrics['macro_f1'] <= ens_metrics['ci95']['macro_f1'][1]   # --n-boot 100 resamples
     assert sorted(ens.text) == sorted(test.text) and ((ens.p_negative + ens.p_positive - 1).abs() < 1e-5).all()
+
+    lm_before = (cv/'lm'/'lm.safetensors').read_bytes()
+    r = medtrain_inproc('cv', '--config', cfg, '--folds', '2', '--out', tmp_path/'cv', '--quiet')   # the same --out again
+    assert r.returncode == 2 and 'already holds' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert (cv/'lm'/'lm.safetensors').read_bytes() == lm_before and (cv/'folds.csv').read_text() == folds_text   # nothing written over
 
     # lr-find on the classifier whose encoder is that language model: a plot and the suggestions, nothing else written
     medtrain_inproc('lr-find', '--config', cfg, '--set', f'model.pretrained={cv/"lm"}', '--set', 'train.bs=4', '--out', tmp_path/'lr', '--quiet', check=True)
