@@ -141,9 +141,16 @@ def cv_table(result: dict) -> pd.DataFrame:
 
 # %% ../nbs/08_tune.ipynb #b026c9e1
 def check_text(cfg: Config):
-    "The names a text config picks from a table (architecture, normaliser, loss, optimizer, schedule), checked before any work."
+    """A text config checked before any work: the names it picks from a table (architecture, normaliser, loss, optimizer,
+    schedule), and that `model.pretrained`'s language model has the configured size and normalisation."""
     if not cfg.model.arch.startswith('hf:'): TEXT_ARCHS.get(cfg.model.arch)
     TEXT_NORMALIZERS.get(cfg.data.text_normalize); check_choices(cfg)
+    if cfg.model.pretrained and not cfg.model.arch.startswith('hf:'):
+        lm = lm_folder(cfg.model.pretrained)
+        try: info = json.loads((lm/'lm.json').read_text())
+        except ValueError: raise ConfigError(f"model.pretrained: {lm}/lm.json is not valid JSON") from None
+        for key, have, want in (('model.arch', info.get('arch'), cfg.model.arch), ('data.text_normalize', info.get('text_normalize', 'none'), cfg.data.text_normalize)):
+            if have != want: raise ConfigError(f"{key}: {want!r}, but the language model {lm} has {have!r}; set {key}: {have}")
 
 def text_fold_splits(split: TextSplit, k: int = 5, seed: int = 42) -> tuple[pd.DataFrame, list[TextSplit]]:
     "The text table with a `fold` column (-1 for test; stratified by label) and one `TextSplit` per fold without the test rows: fold i is `valid`."

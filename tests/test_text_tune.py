@@ -44,6 +44,9 @@ def test_text_cv_folds_share_one_language_model_then_lr_find_on_it(tmp_path):
     assert r.returncode == 2 and 'already holds' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert (cv/'lm'/'lm.safetensors').read_bytes() == lm_before and (cv/'folds.csv').read_text() == folds_text   # nothing written over
 
+    r = medtrain_inproc('lr-find', '--config', cfg, '--set', f'model.pretrained={cv/"lm"}', '--set', 'model.arch=awd_lstm_mini', '--out', tmp_path/'lr')
+    assert r.returncode == 2 and "model.arch: 'awd_lstm_mini', but the language model" in r.stderr and not (tmp_path/'lr').exists()   # named, not a shape error
+
     # lr-find on the classifier whose encoder is that language model: a plot and the suggestions, nothing else written
     medtrain_inproc('lr-find', '--config', cfg, '--set', f'model.pretrained={cv/"lm"}', '--set', 'train.bs=4', '--out', tmp_path/'lr', '--quiet', check=True)
     assert sorted(os.listdir(tmp_path/'lr')) == ['lr_find.json', 'lr_find.png']
