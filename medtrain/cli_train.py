@@ -130,7 +130,7 @@ def add_experiment_commands(sub):
                        description="Optuna study over a YAML search space; each trial is a tracked run; writes OUT/best.yaml.")
     _add_config_args(t, "YAML config (the base of every trial)")
     t.add_argument('--space', type=Path, help="YAML search space: dotted.key: [choices] or {low, high, log}")
-    t.add_argument('--preset', nargs='?', const=True, help="a built-in search space (`medtrain.tune.TUNE_PRESETS`); bare --preset: standard (lr, wd, mixup, epochs, arch), or for text data text (lr, lm_lr, drop_mult, epochs, ngrams); --space overrides its keys")
+    t.add_argument('--preset', nargs='?', const=True, help="a built-in search space (`medtrain.tune.TUNE_PRESETS`); bare --preset: standard (lr, wd, mixup, epochs, arch), or for text data text (lr, wd, label_smoothing, epochs, ngrams: the classifier's, over one language model); --space overrides its keys")
     t.add_argument('--search', choices=['grid', 'random', 'tpe'], default='tpe', help="sampler (default tpe)")
     t.add_argument('--trials', type=int, default=20, help="number of trials in this call (default 20)")
     t.add_argument('--metric', default='macro_f1', help="validation metric to optimise: macro_f1, balanced_accuracy, accuracy, valid_loss")

@@ -26,9 +26,10 @@ from .text import (TextSplit, TextCodec, TEXT_ARCHS, TEXT_NORMALIZERS, prepare_t
                            load_text_model, lm_folder)
 
 # %% auto #0
-__all__ = ['METRIC_COLS', 'CV_FILES', 'TUNE_METRICS', 'AUG_DEFAULTS', 'TEXT_KNOBS', 'TUNE_PRESETS', 'with_values', 'on_table',
-           'split_table', 'cv', 'cv_table', 'check_text', 'text_fold_splits', 'shared_text_lm', 'read_space',
-           'grid_space', 'OptunaPruning', 'default_preset', 'preset_space', 'PerTrialSeed', 'tune', 'text_lr_find']
+__all__ = ['METRIC_COLS', 'CV_FILES', 'CLASSIFIER_KNOBS', 'TUNE_METRICS', 'AUG_DEFAULTS', 'TEXT_KNOBS', 'TUNE_PRESETS',
+           'with_values', 'on_table', 'split_table', 'cv', 'cv_table', 'check_text', 'text_fold_splits',
+           'shared_text_lm', 'shares_language_model', 'read_space', 'grid_space', 'OptunaPruning', 'default_preset',
+           'preset_space', 'PerTrialSeed', 'tune', 'text_lr_find']
 
 # %% ../nbs/08_tune.ipynb #97a56d0e
 def with_values(cfg: Config, values: dict, source: str = 'search space') -> Config:
@@ -174,6 +175,14 @@ def shared_text_lm(cfg: Config, split: TextSplit, out, progress: bool = True) ->
                                                                   normalize=cfg.data.text_normalize)
     return text_lm_phase(cfg, codec, work, _Folder(out), get_device(cfg.train.device), progress, lm_src)
 
+CLASSIFIER_KNOBS = ('train.lr', 'train.epochs', 'train.wd', 'train.opt', 'train.schedule', 'train.loss', 'train.loss_kwargs',
+                    'train.label_smoothing', 'train.early_stopping', 'data.imbalance', 'model.ngrams')   # not read by the language-model phase
+
+def shares_language_model(cfg: Config, space: dict) -> bool:
+    "Whether the trials of a search over `space` can all start from one language model: text data with one, and only `CLASSIFIER_KNOBS` searched."
+    return (cfg.data.modality == 'text' and not cfg.model.arch.startswith('hf:') and bool(cfg.train.lm_epochs)
+            and set(space) <= set(CLASSIFIER_KNOBS))
+
 
 # %% ../nbs/08_tune.ipynb #2602c333
 TUNE_METRICS = {'macro_f1': 'maximize', 'balanced_accuracy': 'maximize', 'accuracy': 'maximize', 'valid_loss': 'minimize'}
@@ -255,10 +264,10 @@ TUNE_PRESETS.register('standard', {
     'model.arch': ['resnet18', 'resnet34', 'efficientnet_b0'],
 })
 
-TUNE_PRESETS.register('text', {
+TUNE_PRESETS.register('text', {   # the classifier's knobs only: every trial starts from one language model (CLASSIFIER_KNOBS)
     'train.lr': {'low': 3e-3, 'high': 3e-2, 'log': True},
-    'train.lm_lr': {'low': 3e-3, 'high': 3e-2, 'log': True},
-    'model.drop_mult': [0.3, 0.5, 0.8],
+    'train.wd': {'low': 1e-3, 'high': 0.3, 'log': True},
+    'train.label_smoothing': [0.0, 0.1],
     'train.epochs': [4, 8, 12],
     'model.ngrams': [0, 2, 3],
 })
@@ -340,6 +349,11 @@ def tune(cfg: Config, space=None, trials: int = 20, search: str = 'tpe', out=Non
         split = prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows and test split `train(cfg)` would have
         work = split.subset(split.table[split.table.split != 'test'])   # what the trials may see: never the test rows
     work.table.to_csv(out/'trainval.csv', index=False)   # for the record: the rows every trial trained and validated on
+    trial_base = cfg
+    if shares_language_model(cfg, space):   # one language model for every trial (and every later call on this folder)
+        if cfg.train.lm_lr is None: cfg = with_values(cfg, {'train.lm_lr': 5 * cfg.train.lr}, 'tune')   # pinned, as train.lr is searched: best.yaml's LM is the trials'
+        lm = lm_folder(out) if (out/'lm'/'lm.json').is_file() else shared_text_lm(cfg, work, out, progress)
+        trial_base = with_values(cfg, {'model.pretrained': str(lm.resolve()), 'train.lm_epochs': 0}, 'tune')
     save_config(cfg, out/'base.yaml'); (out/'space.yaml').write_text(yaml.safe_dump(space, sort_keys=False))
     storage = storage or f"sqlite:///{(out/'study.db').resolve()}"
     if not progress: optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -354,7 +368,7 @@ def tune(cfg: Config, space=None, trials: int = 20, search: str = 'tpe', out=Non
         run_dir = out/'trials'/f"trial-{trial.number:03d}"
         trial.set_user_attr('run_dir', str(run_dir))
         try:
-            if is_text: res = train_text(with_values(cfg, _expand(vals)), run_dir, progress, split=work)   # no pruning: train_text takes no callbacks
+            if is_text: res = train_text(with_values(trial_base, _expand(vals)), run_dir, progress, split=work)   # no pruning: train_text takes no callbacks
             else: res = train(with_values(cfg, _expand(vals)), run_dir, progress, cbs=[OptunaPruning(trial, metric)], split=work)
         except optuna.TrialPruned:
             info = json.loads((run_dir/'run.json').read_text())

@@ -54,7 +54,7 @@ def test_text_cv_folds_share_one_language_model_then_lr_find_on_it(tmp_path):
     assert 1e-7 < found['valley'] < 10 and len(found['lrs']) == len(found['losses']) > 10
     assert found['lrs'] == sorted(found['lrs'])   # the range test sweeps the rate upwards
 
-def test_text_tune_two_trials_with_the_text_preset(tmp_path):
+def test_text_tune_two_trials_of_the_text_preset_share_one_language_model(tmp_path):
     cfg = _config(tmp_path)
     space = tmp_path/'space.yaml'
     space.write_text(yaml.safe_dump({'train.epochs': [1], 'model.ngrams': [0, 2]}))   # small values on top of the preset
@@ -62,7 +62,8 @@ def test_text_tune_two_trials_with_the_text_preset(tmp_path):
                         '--out', tmp_path/'tune', '--quiet', check=True)
     assert 'best config' in r.stdout, r.stdout
     out = tmp_path/'tune'
-    assert sorted(yaml.safe_load((out/'space.yaml').read_text())) == ['model.drop_mult', 'model.ngrams', 'train.epochs', 'train.lm_lr', 'train.lr']
+    assert sorted(yaml.safe_load((out/'space.yaml').read_text())) == ['model.ngrams', 'train.epochs', 'train.label_smoothing', 'train.lr', 'train.wd']
+    assert json.loads((out/'lm'/'lm.json').read_text())['n_texts'] == 48 + 10   # trained once, on the unlabelled and train/valid texts
     trials = pd.read_csv(out/'trials.csv')
     assert len(trials) == 2 and (trials.state == 'COMPLETE').all() and trials.value.between(0, 1).all()
     test_texts = set(pd.read_csv(tmp_path/'feedback.tsv', sep='\t').tweet) - set(_csv(out/'trainval.csv').text)
@@ -72,12 +73,14 @@ def test_text_tune_two_trials_with_the_text_preset(tmp_path):
         assert not set(_csv(run/'splits.csv').text) & test_texts
         meta = json.loads((run/'model'/'model.json').read_text())
         assert meta['ngrams'] == t['params_model.ngrams']   # the trial trained what it drew
+        assert meta['pretrained'] == str((out/'lm').resolve()) and not (run/'lm').exists()   # from the shared language model
         assert abs(json.loads((run/'metrics.json').read_text())['macro_f1'] - t.value) < 1e-9
     from medtrain.config import load_config
     best = load_config(out/'best.yaml', environ={})   # ready for `medtrain train --config best.yaml`
     b = json.loads((out/'best.json').read_text())
     assert best.data.modality == 'text' and best.data.path == tmp_path/'feedback.tsv'
-    assert best.model.ngrams == b['params']['model.ngrams'] and abs(best.train.lm_lr - b['params']['train.lm_lr']) < 1e-12
+    assert best.model.ngrams == b['params']['model.ngrams'] and abs(best.train.wd - b['params']['train.wd']) < 1e-12
+    assert best.train.lm_epochs == 1 and not best.model.pretrained and abs(best.train.lm_lr - 5 * 1e-2) < 1e-12   # retrains the LM the trials shared
     assert b['value'] == trials.value.max()
 
 def test_text_tune_image_preset_named_and_nothing_created(tmp_path):
