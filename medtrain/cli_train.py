@@ -20,8 +20,8 @@ def _refuse_text(cfg, command: str):
         raise ConfigError(f"{command}: not available for text data yet (data.modality: text); a text run starts from another's language model with model.pretrained: RUN/lm")
 
 def _text_engine(cfg):
-    "Text data: register the hf:PATH encoders (transformers: the text extra), as `train` does."
-    if cfg.data.modality == 'text': import medtrain.text_hf  # noqa: F401
+    "Text data on an `hf:PATH` encoder: register that trainer and loader (transformers, the text extra; a slow import the AWD-LSTM does not need)."
+    if cfg.data.modality == 'text' and cfg.model.arch.startswith('hf:'): import medtrain.text_hf  # noqa: F401
 
 def _train(args):
     if args.num_processes > 1:
