@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 
-from .config import MedtrainError, ConfigError, load_config
+from .config import MedtrainError, ConfigError, EvalConfig, load_config
 from .cli_base import _add_config_args
 
 # %% auto #0
@@ -15,9 +15,13 @@ __all__ = ['add_train_commands', 'add_experiment_commands']
 
 # %% ../nbs/12b_cli_train.ipynb #b4332073
 def _refuse_text(cfg, command: str):
-    "One sentence instead of a traceback: these commands drive the image trainer only (for now)."
+    "One sentence instead of a traceback: what drives the image trainer only (for now)."
     if cfg.data.modality == 'text':
-        raise ConfigError(f"{command}: not available for text data yet (data.modality: text); train one run with `medtrain train`, or tune it by hand with --set")
+        raise ConfigError(f"{command}: not available for text data yet (data.modality: text); a text run starts from another's language model with model.pretrained: RUN/lm")
+
+def _text_engine(cfg):
+    "Text data on an `hf:PATH` encoder: register that trainer and loader (transformers, the text extra; a slow import the AWD-LSTM does not need)."
+    if cfg.data.modality == 'text' and cfg.model.arch.startswith('hf:'): import medtrain.text_hf  # noqa: F401
 
 def _train(args):
     if args.num_processes > 1:
@@ -64,7 +68,10 @@ def _train(args):
     if is_main_process(): print(f"run dir: {res.run_dir.path}")   # once, from rank 0
 
 def _lr_find(args):
-    cfg = load_config(args.config, args.set); _refuse_text(cfg, 'lr-find')
+    cfg = load_config(args.config, args.set)
+    if cfg.data.modality == 'text':   # the text classifier's learner (medtrain.tune.text_lr_find)
+        from medtrain.tune import text_lr_find
+        text_lr_find(cfg, args.out, progress=False if args.quiet else None); return
     from medtrain.train import lr_find
     lr_find(cfg, args.out, progress=False if args.quiet else None)
 
@@ -88,15 +95,15 @@ def add_train_commands(sub):
 
 # %% ../nbs/12b_cli_train.ipynb #df174ac4
 def _cv(args):
-    cfg = load_config(args.config, args.set); _refuse_text(cfg, 'cv')
+    cfg = load_config(args.config, args.set); _text_engine(cfg)
     import pandas as pd
     from medtrain.tune import cv, cv_table
-    res = cv(cfg, args.folds, args.out, ensemble=args.ensemble, progress=False if args.quiet else None)
+    res = cv(cfg, args.folds, args.out, ensemble=args.ensemble, progress=False if args.quiet else None, n_boot=args.n_boot)
     with pd.option_context('display.width', 200): print(cv_table(res).to_string())
     print(f"cv folder: {res['out']} (cv_metrics.csv, oof_predictions.csv{', ensemble/' if args.ensemble else ''})")
 
 def _tune(args):
-    cfg = load_config(args.config, args.set); _refuse_text(cfg, 'tune')
+    cfg = load_config(args.config, args.set); _text_engine(cfg)
     import pandas as pd
     from medtrain.tune import tune
     study = tune(cfg, args.space, args.trials, args.search, args.out, args.storage, args.study_name, args.metric,
@@ -115,6 +122,7 @@ def add_experiment_commands(sub):
     _add_config_args(c, "YAML config")
     c.add_argument('--folds', '-k', type=int, default=5, help="number of folds (default 5)")
     c.add_argument('--ensemble', action='store_true', help="evaluate the average of the fold models on the test split")
+    c.add_argument('--n-boot', type=int, default=EvalConfig().n_boot, help=f"--ensemble: bootstrap resamples for its 95%% intervals (default {EvalConfig().n_boot}, as evaluate)")
     c.add_argument('--out', type=Path, help="cv folder (default: tracking.runs_dir/cv-<time>-<arch>)")
     c.add_argument('--quiet', '-q', action='store_true')
     c.set_defaults(func=_cv)
@@ -122,7 +130,7 @@ def add_experiment_commands(sub):
                        description="Optuna study over a YAML search space; each trial is a tracked run; writes OUT/best.yaml.")
     _add_config_args(t, "YAML config (the base of every trial)")
     t.add_argument('--space', type=Path, help="YAML search space: dotted.key: [choices] or {low, high, log}")
-    t.add_argument('--preset', nargs='?', const='standard', help="a built-in search space (`medtrain.tune.TUNE_PRESETS`; bare --preset: standard = lr, wd, mixup, epochs, arch); --space overrides its keys")
+    t.add_argument('--preset', nargs='?', const=True, help="a built-in search space (`medtrain.tune.TUNE_PRESETS`); bare --preset: standard (lr, wd, mixup, epochs, arch), or for text data text (lr, wd, label_smoothing, epochs, ngrams: the classifier's, over one language model); --space overrides its keys")
     t.add_argument('--search', choices=['grid', 'random', 'tpe'], default='tpe', help="sampler (default tpe)")
     t.add_argument('--trials', type=int, default=20, help="number of trials in this call (default 20)")
     t.add_argument('--metric', default='macro_f1', help="validation metric to optimise: macro_f1, balanced_accuracy, accuracy, valid_loss")
