@@ -15,6 +15,7 @@ from fastai.torch_core import params
 from fastai.basics import DataLoaders, Learner, CrossEntropyLossFlat, accuracy
 from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback
+from fastai.callback.rnn import RNNRegularizer
 from fastai.callback.progress import CSVLogger
 from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner.fit_one_cycle)
 from fastai.metrics import Perplexity
@@ -38,8 +39,8 @@ from .train import RunDir, new_run_dir, prepare_run_dir, environment_info, train
 # %% auto #0
 __all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TEXT_LOADERS', 'NGRAM_BUCKETS', 'TEXT_FILES',
            'read_text_table', 'split_text_table', 'read_unlabelled', 'TextSplit', 'prepare_text', 'tweet_normalize',
-           'normalize_texts', 'TextCodec', 'text_arch_config', 'lm_dls', 'lm_learner', 'save_lm', 'lm_folder',
-           'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'NgramBag',
+           'normalize_texts', 'TextCodec', 'text_arch_config', 'lm_dls', 'ARTARRegularizer', 'lm_learner', 'save_lm',
+           'lm_folder', 'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'NgramBag',
            'NgramTextClassifier', 'text_clas_split', 'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model',
            'load_text_model', 'start_text_run', 'text_class_weights', 'text_lm_phase', 'text_learner', 'KeepBest',
            'ngram_warmup', 'gradual_unfreeze', 'train_text']
@@ -216,10 +217,21 @@ def lm_dls(codec: TextCodec, texts, bs: int = 32, seq_len: int = 72, valid_pct: 
                        LMDataLoader(valid, bs=max(1, min(bs, sum(map(len, valid)) // (seq_len + 1) or 1)), seq_len=seq_len),
                        device=device or 'cpu')
 
-def lm_learner(dls, codec: TextCodec, arch: str = 'awd_lstm_small', drop_mult: float = 0.3, wd: float = 0.1, **kw) -> TextLearner:
+class ARTARRegularizer(RNNRegularizer):
+    """fastai's AR and TAR penalties (`RNNRegularizer`, which `TextLearner` adds with alpha 2, beta 1), without its NaN
+    on a batch one token long: fastai's TAR guard `len(h) > 1` checks the batch size, so the last batch of a language-model
+    epoch that happens to hold one token per row gave `mean()` of an empty tensor — a NaN loss that `NanGuard` reports as
+    divergence (the gradients were fine). `TextLearner(alpha=0, beta=0)` switches fastai's own off; this one is added instead."""
+    def after_loss(self):
+        if not self.training: return
+        if self.alpha: self.learn.loss_grad += self.alpha * self.rnn.out.float().pow(2).mean()
+        h = self.rnn.raw_out
+        if self.beta and h.dim() > 1 and h.shape[1] > 1: self.learn.loss_grad += self.beta * (h[:, 1:] - h[:, :-1]).float().pow(2).mean()
+
+def lm_learner(dls, codec: TextCodec, arch: str = 'awd_lstm_small', drop_mult: float = 0.3, wd: float = 0.1, cbs=(), **kw) -> TextLearner:
     "A fastai `TextLearner` on an AWD-LSTM language model (as `language_model_learner`, without a download)."
     model = get_language_model(AWD_LSTM, len(codec.vocab), config=text_arch_config(arch, lm=True), drop_mult=drop_mult)
-    return TextLearner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=awd_lstm_lm_split, wd=wd,
+    return TextLearner(dls, model, alpha=0., beta=0., cbs=[ARTARRegularizer(2., 1.), *cbs], loss_func=CrossEntropyLossFlat(), splitter=awd_lstm_lm_split, wd=wd,
                        metrics=[accuracy, Perplexity()], **kw)
 
 def _own(sd) -> dict:
@@ -461,7 +473,7 @@ def text_learner(cfg: Config, codec: TextCodec, split: TextSplit, device, path='
     if lm_dir is not None: load_encoder_from_lm(model, lm_dir)
     return TextLearner(text_clas_dls(codec, split, cfg.train.bs, device), model, loss_func=loss, opt_func=build_opt(cfg.train.opt, cfg.train.wd),
                        splitter=text_clas_split, path=path, model_dir='checkpoints', metrics=training_metrics(),
-                       cbs=list(cbs) + build_callbacks(cfg, device, None, progress))
+                       alpha=0., beta=0., cbs=[ARTARRegularizer(2., 1.), *cbs] + build_callbacks(cfg, device, None, progress))
 
 class KeepBest(TrackerCallback):
     """The weights of the epoch with the best validation `monitor` across *every* fit of the classifier's schedule
