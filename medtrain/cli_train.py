@@ -4,7 +4,7 @@
 
 # %% ../nbs/12b_cli_train.ipynb #c5f6eafe
 from __future__ import annotations
-import argparse, sys
+import argparse, json, sys
 from pathlib import Path
 
 from .config import MedtrainError, ConfigError, EvalConfig, load_config
@@ -22,6 +22,11 @@ def _refuse_text(cfg, command: str):
 def _text_engine(cfg):
     "Text data on an `hf:PATH` encoder: register that trainer and loader (transformers, the text extra; a slow import the AWD-LSTM does not need)."
     if cfg.data.modality == 'text' and cfg.model.arch.startswith('hf:'): import medtrain.text_hf  # noqa: F401
+
+def _is_text_run(run_dir) -> bool:
+    "Whether `run_dir/run.json` says the run trained on text data."
+    try: return json.loads((Path(run_dir)/'run.json').read_text()).get('modality') == 'text'
+    except (OSError, ValueError): return False
 
 def _train(args):
     if args.num_processes > 1:
@@ -42,6 +47,10 @@ def _train(args):
     if args.resume:
         if args.config or args.set or args.run_dir: raise ConfigError("--resume RUN_DIR continues that run with its own config.yaml; drop --config/--set/--run-dir")
         cfg, run_dir = None, args.resume
+        if _is_text_run(args.resume):   # text runs resume by step (medtrain.text.resume_text)
+            from medtrain.text import resume_text
+            res = resume_text(args.resume, progress=False if args.quiet else None)
+            print(f"run dir: {res.run_dir.path}"); return
     else: cfg, run_dir = load_config(args.config, args.set), args.run_dir   # validate before the slow imports: a typo answers at once
     if cfg is not None and cfg.data.modality == 'text':   # the same command, the text engine (medtrain.text)
         if getattr(args, 'continue_from', None): _refuse_text(cfg, 'train --continue-from')

@@ -27,7 +27,7 @@ from fastai.text.models.awdlstm import awd_lstm_lm_config, awd_lstm_clas_config
 from safetensors.torch import save_file, load_file
 
 import medtrain
-from .config import Config, ConfigError, DataError, MedtrainError, Choices, seed_everything, get_device, save_config
+from .config import Config, ConfigError, load_config, DataError, MedtrainError, Choices, seed_everything, get_device, save_config
 from .metrics import compute_metrics, plot_confusion, plot_history
 from .losses import build_loss, loss_takes
 from .auto import resolve_imbalance
@@ -43,7 +43,7 @@ __all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TE
            'lm_folder', 'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'NgramBag',
            'NgramTextClassifier', 'text_clas_split', 'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model',
            'load_text_model', 'start_text_run', 'text_class_weights', 'text_lm_phase', 'text_learner', 'KeepBest',
-           'ngram_warmup', 'gradual_unfreeze', 'train_text']
+           'ngram_warmup', 'gradual_unfreeze', 'train_text', 'resume_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -394,11 +394,13 @@ def load_text_model(model_dir, device='cpu') -> TextPredictor:
     return TextPredictor(model.to(device).eval(), codec, meta)
 
 # %% ../nbs/06t_text.ipynb #2d92caea
-def start_text_run(cfg: Config, run_dir, overwrite: bool, split: TextSplit | None = None):
+def start_text_run(cfg: Config, run_dir, overwrite: bool, split: TextSplit | None = None, resume: bool = False):
     """`(run dir, split, device, start time)` of a new text run: the run dir prepared (never another run's folder), its
-    config and `run.json` written, the data read (unless given) and its `splits.csv` saved. Every text trainer starts here."""
+    config and `run.json` written, the data read (unless given) and its `splits.csv` saved. Every text trainer starts here.
+    `resume`: `run_dir` is this run's own, interrupted after its language model; the classifier's history starts again."""
     device = get_device(cfg.train.device)
-    if run_dir is not None: prepare_run_dir(run_dir, overwrite)
+    if resume: (Path(run_dir)/'history.csv').unlink(missing_ok=True)   # a file this run wrote
+    elif run_dir is not None: prepare_run_dir(run_dir, overwrite)
     rd = new_run_dir(cfg, run_dir)
     start = time.time()
     save_config(cfg, rd/'config.yaml')
@@ -518,7 +520,8 @@ def gradual_unfreeze(learn, epochs: int, lr: float, schedule: str = 'one_cycle',
     finally: learn.remove_cb(keep)
     return keep.restore(learn)
 
-def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrite: bool = False, split: TextSplit | None = None) -> RunResult:
+def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrite: bool = False, split: TextSplit | None = None,
+               resume: bool = False) -> RunResult:
     "Train a text classifier as `cfg` says (`data.modality: text`): tokenizer, language model, classifier; all into a run dir."
     if cfg.data.modality != 'text': raise ConfigError("data.modality: train_text needs text data (modality: text)")
     arch = cfg.model.arch
@@ -532,14 +535,16 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
     if lm_src and (lm_norm := TextCodec.load(lm_src).normalize) != cfg.data.text_normalize:
         raise ConfigError(f"data.text_normalize: {cfg.data.text_normalize!r}, but the language model {lm_src} was trained on text normalised "
                           f"with {lm_norm!r}; set data.text_normalize: {lm_norm}")
-    rd, split, device, start = start_text_run(cfg, run_dir, overwrite, split)
+    rd, split, device, start = start_text_run(cfg, run_dir, overwrite, split, resume)
     try:
         counts = split.table.split.value_counts()
         _say(progress, f"data: {len(split.table)} texts, {len(split.classes)} classes, train/valid/test = {counts.get('train', 0)}/"
                        f"{counts.get('valid', 0)}/{counts.get('test', 0)}, {len(split.unlabelled)} unlabelled, version {split.version}")
         rd.update_run(data_version=split.version, classes=split.classes, n_texts=len(split.table))
-        codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm', cfg.model.vocab_sz, normalize=cfg.data.text_normalize)
-        lm_dir = text_lm_phase(cfg, codec, split, rd, device, progress, lm_src)
+        if resume: codec, lm_dir = TextCodec.load(rd/'lm'), rd/'lm'   # the tokenizer and language model this run saved
+        else:
+            codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm', cfg.model.vocab_sz, normalize=cfg.data.text_normalize)
+            lm_dir = text_lm_phase(cfg, codec, split, rd, device, progress, lm_src)
         learn = text_learner(cfg, codec, split, device, rd.path, lm_dir, progress, cbs=[_History(rd/'history.csv', 'classifier')])
         _say(progress, f"classifier: {arch}, {sum(p.numel() for p in learn.model.parameters()) / 1e6:.1f}M params{f', subword 1…{cfg.model.ngrams}-grams beside it' if cfg.model.ngrams else ''}, {cfg.train.epochs} epochs "
                        f"(gradual unfreezing), encoder {'from the language model ' + str(lm_dir) if lm_dir else 'from scratch'}")
@@ -566,3 +571,20 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
     _say(progress, f"validation: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, weighted-F1 {metrics['weighted_f1']:.3f} "
                    f"({time.time() - start:.1f}s) → {rd.path}")
     return RunResult(rd, metrics, learn)
+
+# %% ../nbs/06t_text.ipynb #d798936f
+def resume_text(run_dir, progress: bool | None = None) -> RunResult:
+    "`medtrain train --resume RUN_DIR` for a text run: its tokenizer and language model kept when saved, the classifier trained again."
+    path = Path(run_dir)
+    try: info, cfg = json.loads((path/'run.json').read_text()), load_config(path/'config.yaml', environ={})
+    except (OSError, ValueError) as e: raise ConfigError(f"--resume {path}: not a medtrain run dir ({type(e).__name__}: {e})") from None
+    if info.get('modality') != 'text': raise ConfigError(f"--resume {path}: not a text run")
+    if info.get('status') == 'finished': raise ConfigError(f"--resume {path}: the run finished; nothing to resume (start a new one with --run-dir)")
+    progress = cfg.train.progress if progress is None else progress
+    if cfg.model.arch.startswith('hf:') or not cfg.train.lm_epochs or not (path/'lm'/'lm.json').is_file() or not info.get('classes'):
+        _say(progress, f"resume: {path} holds no finished language model of its own; the run starts over there")
+        return train_text(cfg, path, progress, overwrite=True)
+    table = pd.read_csv(path/'splits.csv', dtype=str, keep_default_na=False)
+    _say(progress, f"resume: keeping the tokenizer and language model in {path/'lm'}; training the classifier again")
+    return train_text(cfg, path, progress, split=TextSplit(table, list(info['classes']), [], info.get('data_version', '')), resume=True)
+

@@ -80,6 +80,14 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
     p = pd.read_csv(tmp_path/'p.csv')
     assert p.text.tolist() == ['huduma nzuri sana', 'hasira na uchungu'] and {'pred', 'confidence', 'p_positive'} <= set(p.columns)
 
+    # `train --resume` of a text run stopped in its classifier step keeps its language model and finishes the run
+    (run/'run.json').write_text(json.dumps(dict(json.loads((run/'run.json').read_text()), status='failed')))
+    lm = (run/'lm'/'lm.safetensors').read_bytes()
+    r = medtrain_inproc('train', '--resume', run, check=True)
+    assert 'keeping the tokenizer and language model' in r.stdout and (run/'lm'/'lm.safetensors').read_bytes() == lm
+    assert json.loads((run/'run.json').read_text())['status'] == 'finished'
+    assert medtrain_inproc('train', '--resume', run, '--quiet').returncode == 2   # finished: nothing to resume
+
 def test_text_config_errors_name_the_key(tmp_path):
     cfg = _config(tmp_path)
     r = medtrain_inproc('train', '--config', cfg, '--set', 'model.arch=resnet18')
