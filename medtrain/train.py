@@ -40,7 +40,7 @@ from fastai.callback.progress import ProgressCallback
 # %% auto #0
 __all__ = ['RUN_FILES', 'TTA_FLIPS', 'RunDir', 'prepare_run_dir', 'new_run_dir', 'environment_info', 'training_metrics',
            'RunResult', 'discriminative_lrs', 'head_lrs', 'balanced_class_weights', 'model_norm', 'binary_decision',
-           'build_learner', 'fit_phases', 'finish_run', 'train', 'lr_find']
+           'build_learner', 'fit_phases', 'finish_run', 'train', 'lr_range_test', 'lr_find']
 
 # %% ../nbs/06_train.ipynb #fb2ffc6d
 class RunDir:
@@ -362,15 +362,10 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
 
 
 # %% ../nbs/06_train.ipynb #3a70cd3a
-def lr_find(cfg: Config, out, progress: bool | None = None, split: Split | None = None) -> dict:
-    "Learning-rate range test for `cfg` on `split` (None = `prepare_data(cfg.data)`, as `train`); writes `lr_find.png` and `lr_find.json` into `out`."
+def lr_range_test(learn, out: Path, progress: bool = True) -> dict:
+    "fastai's `lr_find` on `learn` (callbacks that opt out of it removed) → `out/lr_find.png`, `out/lr_find.json`; the suggestions."
     import matplotlib.pyplot as plt
     from fastai.callback.schedule import lr_find as _patch_lr_find, valley, slide, steep   # noqa: F401 (patches Learner.lr_find)
-    progress = cfg.train.progress if progress is None else progress
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    device = get_device(cfg.train.device)
-    split = split or prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows, scan and split `train` uses
-    learn = build_learner(cfg, split, device, out, progress=progress)
     learn.remove_cbs([cb for cb in learn.cbs if not has_flag(cb, 'in_lr_find', True)])   # each callback says whether the range test keeps it
     if progress: res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
     else:
@@ -381,3 +376,10 @@ def lr_find(cfg: Config, out, progress: bool | None = None, split: Split | None 
                                                     losses=[float(x) for x in learn.recorder.losses]), indent=1))
     _say(progress, f"lr-find: valley {suggestions['valley']:.2e}, slide {suggestions['slide']:.2e}, steep {suggestions['steep']:.2e} → {out/'lr_find.png'}")
     return suggestions
+
+def lr_find(cfg: Config, out, progress: bool | None = None, split: Split | None = None) -> dict:
+    "Learning-rate range test for `cfg` on `split` (None = `prepare_data(cfg.data)`, as `train`); writes `lr_find.png` and `lr_find.json` into `out`."
+    progress = cfg.train.progress if progress is None else progress
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    split = split or prepare_data(cfg.data, n_in=cfg.model.n_in, progress=progress)   # the rows, scan and split `train` uses
+    return lr_range_test(build_learner(cfg, split, get_device(cfg.train.device), out, progress=progress), out, progress)

@@ -18,7 +18,7 @@ from .config import Config, Choices, AugmentConfig, EvalConfig, ConfigError, Dat
 from .data import SOURCES, test_dl, assign_folds
 from .models import set_normalize
 from .prepare import Split, prepare_data, fold_splits
-from .train import train
+from .train import train, lr_range_test
 from .evaluate import predict, compute_metrics, bootstrap_ci, HEADLINE
 from .runs import record_run
 from .callbacks import check_choices, has_flag
@@ -392,21 +392,6 @@ def tune(cfg: Config, space=None, trials: int = 20, search: str = 'tpe', out=Non
     return study
 
 # %% ../nbs/08_tune.ipynb #1e3c9809
-def _range_test(learn, out: Path, progress: bool) -> dict:
-    "fastai's `lr_find` on `learn` (callbacks that opt out of it removed) → `out/lr_find.png`, `out/lr_find.json`; the suggestions."
-    import matplotlib.pyplot as plt
-    from fastai.callback.schedule import valley, slide, steep
-    learn.remove_cbs([cb for cb in learn.cbs if not has_flag(cb, 'in_lr_find', True)])
-    if progress: res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
-    else:
-        with learn.no_bar(), learn.no_logging(): res = learn.lr_find(suggest_funcs=(valley, slide, steep), show_plot=True)
-    fig = plt.gcf(); fig.savefig(out/'lr_find.png', dpi=100); plt.close(fig)
-    suggestions = {k: float(v) for k, v in res._asdict().items()}
-    (out/'lr_find.json').write_text(json.dumps(dict(suggestions, lrs=[float(x) for x in learn.recorder.lrs],
-                                                    losses=[float(x) for x in learn.recorder.losses]), indent=1))
-    if progress: print(f"lr-find: valley {suggestions['valley']:.2e}, slide {suggestions['slide']:.2e}, steep {suggestions['steep']:.2e} → {out/'lr_find.png'}")
-    return suggestions
-
 def text_lr_find(cfg: Config, out, progress: bool | None = None) -> dict:
     "Learning-rate range test of `cfg`'s text classifier (head phase; encoder from `model.pretrained` or fresh); writes `lr_find.png` and `lr_find.json` into `out`."
     check_text(cfg)
@@ -423,5 +408,5 @@ def text_lr_find(cfg: Config, out, progress: bool | None = None) -> dict:
                                                                       normalize=cfg.data.text_normalize)
         learn = text_learner(cfg, codec, split, get_device(cfg.train.device), tmp, lm_src, progress)
         learn.freeze_to(-1)
-        return _range_test(learn, out, progress)
+        return lr_range_test(learn, out, progress)
 
