@@ -32,7 +32,7 @@ from .metrics import compute_metrics, plot_confusion, plot_history
 from .losses import build_loss, loss_takes
 from .auto import resolve_imbalance
 from .models import SIDECAR, WEIGHTS
-from .callbacks import build_callbacks, build_opt, fit
+from .callbacks import build_callbacks, build_opt, fit, check_choices
 from .runs import record_run
 from .train import RunDir, new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
 
@@ -42,8 +42,8 @@ __all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TE
            'normalize_texts', 'TextCodec', 'text_arch_config', 'lm_dls', 'ARTARRegularizer', 'lm_learner', 'save_lm',
            'lm_folder', 'load_lm_weights', 'text_clas_dls', 'text_classifier', 'load_encoder_from_lm', 'NgramBag',
            'NgramTextClassifier', 'text_clas_split', 'text_logits', 'TextPredictor', 'save_text_model', 'is_text_model',
-           'load_text_model', 'start_text_run', 'text_class_weights', 'text_lm_phase', 'text_learner', 'KeepBest',
-           'ngram_warmup', 'gradual_unfreeze', 'train_text', 'resume_text']
+           'load_text_model', 'start_text_run', 'text_class_weights', 'check_text_config', 'text_lm_phase',
+           'text_learner', 'KeepBest', 'ngram_warmup', 'gradual_unfreeze', 'train_text', 'resume_text']
 
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
@@ -445,20 +445,35 @@ class _History(Callback):
 
 def _fit(learn, epochs, lr, schedule): fit(learn, epochs, lr, schedule)
 
-def text_lm_phase(cfg: Config, codec: TextCodec, split: TextSplit, rd: RunDir, device, progress: bool = True, lm_src=None):
-    "Step 1: fine-tune (or train) the language model on unlabelled + train + valid texts; save it to `rd/lm`. Returns its folder, or `lm_src`."
+def check_text_config(cfg: Config):
+    """A text config checked before any work (and before a run dir exists): the names it picks from a table (architecture,
+    normaliser, loss, optimizer, schedule), and that `model.pretrained`'s language model has the configured size and
+    normalisation — one sentence naming the key, not a weight-shape error after the language-model step."""
+    if not cfg.model.arch.startswith('hf:'): TEXT_ARCHS.get(cfg.model.arch)
+    TEXT_NORMALIZERS.get(cfg.data.text_normalize); check_choices(cfg)
+    if cfg.model.pretrained and not cfg.model.arch.startswith('hf:'):
+        lm = lm_folder(cfg.model.pretrained)
+        try: info = json.loads((lm/'lm.json').read_text())
+        except ValueError: raise ConfigError(f"model.pretrained: {lm}/lm.json is not valid JSON") from None
+        for key, have, want in (('model.arch', info.get('arch'), cfg.model.arch), ('data.text_normalize', info.get('text_normalize', 'none'), cfg.data.text_normalize)):
+            if have != want: raise ConfigError(f"{key}: {want!r}, but the language model {lm} has {have!r}; set {key}: {have}")
+
+def text_lm_phase(cfg: Config, codec: TextCodec, split: TextSplit, folder: Path, device, progress: bool = True, lm_src=None):
+    """Step 1: fine-tune (or train) the language model on unlabelled + train + valid texts; save it to `folder/lm` (a run
+    dir, or a cv/tune folder whose trials share it). Returns its folder, or `lm_src`."""
+    folder = Path(folder)
     if not cfg.train.lm_epochs: return lm_src
     texts = split.unlabelled + split.table[split.table.split != 'test'].text.tolist()   # never the test texts
     dls = lm_dls(codec, texts, bs=cfg.train.bs, seed=cfg.data.seed, device=device)
-    learn = lm_learner(dls, codec, cfg.model.arch, 0.3 if cfg.model.drop_mult is None else cfg.model.drop_mult, path=rd.path, model_dir='checkpoints',
-                       cbs=[_History(rd/'lm_history.csv', 'lm')] + [cb for cb in build_callbacks(cfg, device, None, progress) if type(cb).__name__ != 'EarlyStoppingCallback'])
+    learn = lm_learner(dls, codec, cfg.model.arch, 0.3 if cfg.model.drop_mult is None else cfg.model.drop_mult, path=folder, model_dir='checkpoints',
+                       cbs=[_History(folder/'lm_history.csv', 'lm')] + [cb for cb in build_callbacks(cfg, device, None, progress) if type(cb).__name__ != 'EarlyStoppingCallback'])
     if lm_src: load_lm_weights(learn, lm_src)
     lr = cfg.train.lm_lr or 5 * cfg.train.lr
     _say(progress, f"language model: {len(texts)} texts ({len(split.unlabelled)} unlabelled), vocabulary {len(codec.vocab)}, "
                    f"{cfg.train.lm_epochs} epochs at lr {lr:g}" + (f", from {lm_src}" if lm_src else ", from scratch"))
     _quiet(learn, progress, lambda: learn.fit_one_cycle(cfg.train.lm_epochs, lr))
     ppl = [float(v[-1]) for v in learn.recorder.values]
-    return save_lm(learn, codec, rd/'lm', cfg.model.arch, dict(perplexity=ppl, n_texts=len(texts), pretrained=str(lm_src) if lm_src else None))
+    return save_lm(learn, codec, folder/'lm', cfg.model.arch, dict(perplexity=ppl, n_texts=len(texts), pretrained=str(lm_src) if lm_src else None))
 
 def _say(progress, *args):
     if progress: print(*args, flush=True)
@@ -529,12 +544,9 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
         if cfg.model.ngrams: raise ConfigError("model.ngrams: the n-gram bag reads the AWD-LSTM's subword ids; a hf: encoder has its own tokenizer (set model.ngrams: 0)")
         if 'hf' not in TEXT_TRAINERS: raise ConfigError("model.arch: hf: encoders need medtrain.text_hf (import it; it needs transformers)")
         return TEXT_TRAINERS['hf'](cfg, run_dir, progress, overwrite, split)
-    TEXT_ARCHS.get(arch); TEXT_NORMALIZERS.get(cfg.data.text_normalize)   # a typo fails before a run dir exists
+    check_text_config(cfg)   # a typo or a mismatched language model fails before a run dir exists
     progress = cfg.train.progress if progress is None else progress
     lm_src = lm_folder(cfg.model.pretrained) if cfg.model.pretrained else None
-    if lm_src and (lm_norm := TextCodec.load(lm_src).normalize) != cfg.data.text_normalize:
-        raise ConfigError(f"data.text_normalize: {cfg.data.text_normalize!r}, but the language model {lm_src} was trained on text normalised "
-                          f"with {lm_norm!r}; set data.text_normalize: {lm_norm}")
     rd, split, device, start = start_text_run(cfg, run_dir, overwrite, split, resume)
     try:
         counts = split.table.split.value_counts()
@@ -544,7 +556,7 @@ def train_text(cfg: Config, run_dir=None, progress: bool | None = None, overwrit
         if resume: codec, lm_dir = TextCodec.load(rd/'lm'), rd/'lm'   # the tokenizer and language model this run saved
         else:
             codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(split.unlabelled + split.part('train').text.tolist(), rd/'lm', cfg.model.vocab_sz, normalize=cfg.data.text_normalize)
-            lm_dir = text_lm_phase(cfg, codec, split, rd, device, progress, lm_src)
+            lm_dir = text_lm_phase(cfg, codec, split, rd.path, device, progress, lm_src)
         learn = text_learner(cfg, codec, split, device, rd.path, lm_dir, progress, cbs=[_History(rd/'history.csv', 'classifier')])
         _say(progress, f"classifier: {arch}, {sum(p.numel() for p in learn.model.parameters()) / 1e6:.1f}M params{f', subword 1…{cfg.model.ngrams}-grams beside it' if cfg.model.ngrams else ''}, {cfg.train.epochs} epochs "
                        f"(gradual unfreezing), encoder {'from the language model ' + str(lm_dir) if lm_dir else 'from scratch'}")

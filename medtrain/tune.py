@@ -22,14 +22,14 @@ from .train import train, lr_range_test
 from .evaluate import predict, compute_metrics, bootstrap_ci, HEADLINE
 from .runs import record_run
 from .callbacks import check_choices, has_flag
-from .text import (TextSplit, TextCodec, TEXT_ARCHS, TEXT_NORMALIZERS, prepare_text, train_text, text_lm_phase, text_learner,
+from .text import (TextSplit, check_text_config, TextCodec, prepare_text, train_text, text_lm_phase, text_learner,
                            load_text_model, lm_folder)
 
 # %% auto #0
 __all__ = ['METRIC_COLS', 'CV_FILES', 'CLASSIFIER_KNOBS', 'TUNE_METRICS', 'AUG_DEFAULTS', 'TEXT_KNOBS', 'TUNE_PRESETS',
-           'with_values', 'on_table', 'split_table', 'cv', 'cv_table', 'check_text', 'text_fold_splits',
-           'shared_text_lm', 'shares_language_model', 'read_space', 'grid_space', 'OptunaPruning', 'default_preset',
-           'preset_space', 'PerTrialSeed', 'tune', 'text_lr_find']
+           'with_values', 'on_table', 'split_table', 'cv', 'cv_table', 'text_fold_splits', 'shared_text_lm',
+           'shares_language_model', 'read_space', 'grid_space', 'OptunaPruning', 'default_preset', 'preset_space',
+           'PerTrialSeed', 'tune', 'text_lr_find']
 
 # %% ../nbs/08_tune.ipynb #97a56d0e
 def with_values(cfg: Config, values: dict, source: str = 'search space') -> Config:
@@ -77,7 +77,7 @@ def cv(cfg: Config, folds: int = 5, out=None, ensemble: bool = False, progress: 
     if folds < 2: raise ConfigError(f"--folds: k must be at least 2, got {folds}")
     if n_boot < 1: raise ConfigError(f"--n-boot: at least 1, got {n_boot}")
     is_text = cfg.data.modality == 'text'
-    if is_text: check_text(cfg)   # names checked and the file read before the output folder exists: a mistake creates nothing
+    if is_text: check_text_config(cfg)   # names checked and the file read before the output folder exists: a mistake creates nothing
     else: SOURCES.get(cfg.data.source)   # a wrong data.source fails before the output folder exists
     progress = cfg.train.progress if progress is None else progress
     out = Path(out or Path(cfg.tracking.runs_dir)/f"cv-{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.arch.replace(':', '_').replace('/', '_')}")
@@ -141,28 +141,11 @@ def cv_table(result: dict) -> pd.DataFrame:
     return t
 
 # %% ../nbs/08_tune.ipynb #b026c9e1
-def check_text(cfg: Config):
-    """A text config checked before any work: the names it picks from a table (architecture, normaliser, loss, optimizer,
-    schedule), and that `model.pretrained`'s language model has the configured size and normalisation."""
-    if not cfg.model.arch.startswith('hf:'): TEXT_ARCHS.get(cfg.model.arch)
-    TEXT_NORMALIZERS.get(cfg.data.text_normalize); check_choices(cfg)
-    if cfg.model.pretrained and not cfg.model.arch.startswith('hf:'):
-        lm = lm_folder(cfg.model.pretrained)
-        try: info = json.loads((lm/'lm.json').read_text())
-        except ValueError: raise ConfigError(f"model.pretrained: {lm}/lm.json is not valid JSON") from None
-        for key, have, want in (('model.arch', info.get('arch'), cfg.model.arch), ('data.text_normalize', info.get('text_normalize', 'none'), cfg.data.text_normalize)):
-            if have != want: raise ConfigError(f"{key}: {want!r}, but the language model {lm} has {have!r}; set {key}: {have}")
-
 def text_fold_splits(split: TextSplit, k: int = 5, seed: int = 42) -> tuple[pd.DataFrame, list[TextSplit]]:
     "The text table with a `fold` column (-1 for test; stratified by label) and one `TextSplit` per fold without the test rows: fold i is `valid`."
     table = assign_folds(split.table, k, seed)
     pool = table[table.fold >= 0]
     return table, [replace(split, table=pool.assign(split=np.where(pool.fold == i, 'valid', 'train')).reset_index(drop=True)) for i in range(k)]
-
-class _Folder:
-    "What `text_lm_phase` uses of a run dir (its `path` and `/`): the CV folder, where the shared language model goes."
-    def __init__(self, path): self.path = Path(path)
-    def __truediv__(self, name): return self.path/name
 
 def shared_text_lm(cfg: Config, split: TextSplit, out, progress: bool = True) -> Path | None:
     """Tokenizer and language model trained once for every fold, into `out/lm`, on the unlabelled and all non-test texts
@@ -173,7 +156,7 @@ def shared_text_lm(cfg: Config, split: TextSplit, out, progress: bool = True) ->
     work = replace(split, table=split.table[split.table.split != 'test'])
     codec = TextCodec.load(lm_src) if lm_src else TextCodec.train(work.unlabelled + work.table.text.tolist(), Path(out)/'lm', cfg.model.vocab_sz,
                                                                   normalize=cfg.data.text_normalize)
-    return text_lm_phase(cfg, codec, work, _Folder(out), get_device(cfg.train.device), progress, lm_src)
+    return text_lm_phase(cfg, codec, work, out, get_device(cfg.train.device), progress, lm_src)
 
 CLASSIFIER_KNOBS = ('train.lr', 'train.epochs', 'train.wd', 'train.opt', 'train.schedule', 'train.loss', 'train.loss_kwargs',
                     'train.label_smoothing', 'train.early_stopping', 'data.imbalance', 'model.ngrams')   # not read by the language-model phase
@@ -339,7 +322,7 @@ def tune(cfg: Config, space=None, trials: int = 20, search: str = 'tpe', out=Non
     if trials < 1: raise ConfigError("--trials: at least 1")
     space = preset_space(preset, space, cfg)
     is_text = cfg.data.modality == 'text'
-    if is_text: check_text(cfg)
+    if is_text: check_text_config(cfg)
     else: SOURCES.get(cfg.data.source)   # a wrong data.source fails before the output folder exists
     progress = cfg.train.progress if progress is None else progress
     if is_text:   # read before the output folder exists; the trials get the train/valid rows only
@@ -394,7 +377,7 @@ def tune(cfg: Config, space=None, trials: int = 20, search: str = 'tpe', out=Non
 # %% ../nbs/08_tune.ipynb #1e3c9809
 def text_lr_find(cfg: Config, out, progress: bool | None = None) -> dict:
     "Learning-rate range test of `cfg`'s text classifier (head phase; encoder from `model.pretrained` or fresh); writes `lr_find.png` and `lr_find.json` into `out`."
-    check_text(cfg)
+    check_text_config(cfg)
     if cfg.model.arch.startswith('hf:'): raise ConfigError("lr-find: not available for hf: encoders yet (AWD-LSTM text models and image models only)")
     progress = cfg.train.progress if progress is None else progress
     split = prepare_text(cfg.data)
