@@ -356,6 +356,10 @@ class ServeConfig(_Section):
     onnx_threads: Optional[int] = Field(None, ge=1, description="onnxruntime intra-op threads per worker; None = CPU count ÷ workers")
     reload_interval_s: float = Field(30, ge=0, description="serving NAME@stage: poll the registry this often and swap to a newly promoted or rolled-back version; 0 = never")
     workers: int = Field(1, ge=1, le=64, description="server processes, one model each, sharing the port and the Prometheus metrics")
+    max_text_chars: int = Field(20_000, ge=1, description="text models: characters per text; longer gets 413")
+    max_connections_per_client: int = Field(32, ge=1, description="open connections from one client address; more are closed at once (health probes stay answerable)")
+    demo_max_bytes: int = Field(256 * 2**20, ge=2**20, description="the demo's upload folder may hold this much; uploads beyond it get 507 until old ones expire")
+    feedback_days: float = Field(365, gt=0, description="predictions and feedback older than this are deleted from feedback_db while serving")
 
     @field_validator('allowed_types', mode='before')
     @classmethod
