@@ -12,10 +12,11 @@ __all__ = ['MicroBatcher']
 
 # %% ../nbs/11c_batching.ipynb #96527c4c
 class MicroBatcher:
-    """Runs inputs submitted one at a time through `run_batch(stacked) -> one answer per row` together: up to `max_batch`,
-    waiting at most `max_wait_ms` while announced inputs are still being prepared."""
-    def __init__(self, run_batch, max_batch: int = 16, max_wait_ms: float = 5, name: str = 'medtrain-batcher'):
-        self.run_batch, self.max_batch, self.max_wait_s = run_batch, max(1, int(max_batch)), max(0., max_wait_ms) / 1e3
+    """Runs inputs submitted one at a time through `run_batch(collate(inputs)) -> one answer per input` together: up to
+    `max_batch`, waiting at most `max_wait_ms` while announced inputs are still being prepared. `collate` makes the batch:
+    `np.stack` for arrays (images), `list` for texts."""
+    def __init__(self, run_batch, max_batch: int = 16, max_wait_ms: float = 5, name: str = 'medtrain-batcher', collate=np.stack):
+        self.run_batch, self.max_batch, self.max_wait_s, self.collate = run_batch, max(1, int(max_batch)), max(0., max_wait_ms) / 1e3, collate
         self.batch_sizes = collections.Counter()   # {batch size: how many batches}
         self._items, self._coming, self._closed, self._exited, self._busy = collections.deque(), 0, False, False, False
         self._cond = threading.Condition()
@@ -77,7 +78,7 @@ class MicroBatcher:
         batch = [(x, f) for x, f in batch if f.set_running_or_notify_cancel()]   # cancelled: the client left
         if not batch: return
         self.batch_sizes[len(batch)] += 1
-        try: out = self.run_batch(np.stack([x for x, _ in batch]))
+        try: out = self.run_batch(self.collate([x for x, _ in batch]))
         except BaseException as e:
             for _, f in batch: f.set_exception(e)
             return

@@ -11,21 +11,22 @@ from .config import ConfigError
 from .cli_base import _config_flags, _registry_arg
 
 # %% auto #0
-__all__ = ['demo_mounter', 'add_serve_commands']
+__all__ = ['demo_available', 'add_serve_commands']
 
 # %% ../nbs/12d_cli_serve.ipynb #06637e24
-def demo_mounter(limits):
-    """The demo's mount function for `serve` (serving does not import the demo: it is handed this), or None when the demo is off
-    or Gradio is not installed — the slim serving image has no Gradio and no torch: the REST API runs, with a note."""
-    if not limits.demo: return None
+def demo_available(limits) -> bool:
+    """Whether `serve` mounts a demo: on in `limits` and Gradio installed (then the image demo chapter is imported, which
+    registers its builder; serving does not import it). The slim serving image has no Gradio and no torch: the REST API
+    runs, with a note."""
+    if not limits.demo: return False
     import importlib.util
     try:
         if importlib.util.find_spec('gradio') is None: raise ModuleNotFoundError(name='gradio')   # the demo imports it only when built
-        from medtrain.demo import mount_demo
+        import medtrain.demo   # registers the image demo in serving's DEMO_BUILDERS
     except ModuleNotFoundError as e:
         print(f"medtrain serve: no demo at /demo: {e.name} is not installed (the slim serving image); the REST API is unaffected", file=sys.stderr)
-        return None
-    return mount_demo
+        return False
+    return True
 
 def _serve(args):
     from pydantic import ValidationError
@@ -37,12 +38,8 @@ def _serve(args):
     if args.cors_origins: given['cors_origins'] = tuple(o.strip() for o in args.cors_origins.split(',') if o.strip())
     try: limits = ServeConfig(**given)
     except ValidationError as e: raise ConfigError(explain(e, ServeConfig).replace('\n', '; ')) from None
-    from medtrain.registry import resolve_model
-    from medtrain.text import is_text_model
-    if is_text_model(resolve_model(args.model_path, args.registry)):   # the model's modality decides the app
-        from medtrain.text_serve import serve_text
-        return serve_text(args.model_path, args.host, args.port, args.registry, limits, log_level=args.log_level)
-    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, log_level=args.log_level, mount_demo=demo_mounter(limits))
+    # any modality: the model's sidecar picks its serving adapter (and the demo its builder)
+    serve(args.model_path, args.host, args.port, args.backend, args.registry, limits, demo=demo_available(limits), log_level=args.log_level)
 
 def _predict(args):
     from medtrain.registry import resolve_model
@@ -88,7 +85,8 @@ def add_serve_commands(sub):
     _config_flags(v, ServeConfig, ('max_upload_bytes', 'max_batch_bytes', 'max_batch_files', 'max_pixels', ('allowed_types', str),
                                    'max_concurrent_decodes', 'limit_concurrency', 'timeout_keep_alive_s', 'header_timeout_s',
                                    'body_timeout_s', 'api_key_file', 'demo_cache_s', 'onnx_cache_dir', 'feedback_db',
-                                   'max_batch', 'max_wait_ms', 'onnx_threads', 'reload_interval_s', 'workers'))
+                                   'max_batch', 'max_wait_ms', 'onnx_threads', 'reload_interval_s', 'workers',
+                                   'max_text_chars', 'max_connections_per_client', 'demo_max_bytes', 'feedback_days'))
     v.add_argument('--cors-origins', help="comma-separated origins allowed by CORS (default: none)")
     v.add_argument('--no-docs', action='store_true', help="do not serve /docs, /redoc, /openapi.json")
     v.add_argument('--no-demo', action='store_true', help="do not mount the Gradio demo")

@@ -340,7 +340,7 @@ class ServeConfig(_Section):
     max_pixels: Optional[int] = Field(None, ge=1, description="images with more pixels get 413; None = 64 × the model's input pixels, between 4 M and 64 M")
     allowed_types: tuple[str, ...] = Field(('png', 'jpeg', 'tiff', 'dicom'), description="accepted image types (sniffed from the bytes)")
     max_concurrent_decodes: Optional[int] = Field(None, ge=1, description="decodes running at once (each may hold max_pixels of memory); None = CPU count")
-    limit_concurrency: int = Field(64, ge=1, description="uvicorn: connections + tasks beyond this get 503")
+    limit_concurrency: int = Field(64, ge=1, description="requests in flight (per worker) beyond this get 503 at once; /health, /ready and /ping are never refused")
     timeout_keep_alive_s: int = Field(5, ge=1, description="uvicorn: an idle keep-alive connection is closed after this")
     header_timeout_s: float = Field(10, gt=0, description="a connection whose request headers are not complete after this is closed")
     body_timeout_s: float = Field(30, gt=0, description="a request whose body stalls this long gets 408")

@@ -11,11 +11,11 @@ import numpy as np
 from PIL import Image
 
 from .bundle import open_input, load_torch_model, WEIGHTS, is_multitask
-from .serve import decode_upload, predict_batch, UploadError
+from .serve import UploadError, DEMO_BUILDERS
 
 # %% auto #0
 __all__ = ['NOT_UPLOADED', 'cam_layer', 'grad_cam', 'saliency', 'heat_map', 'overlay', 'uploaded_bytes', 'task_panels',
-           'cam_target', 'make_classify', 'build_demo', 'mount_demo']
+           'cam_target', 'heat_map_model', 'make_classify', 'build_demo']
 
 # %% ../nbs/11d_demo.ipynb #ad9d3ea1
 def cam_layer(model):
@@ -113,47 +113,45 @@ def cam_target(answer: dict, tasks: list[dict]) -> tuple[int, str]:
         at += 1
     return 0, tasks[0]['name']   # regression only: what drives the first value
 
-def make_classify(model_dir, meta: dict, limits, get_predictor, top_k: int = 3, upload_root=None):
-    "The demo's event: uploaded file (Gradio `FileData`) → (class probabilities, heat-map overlay)."
+def heat_map_model(slot):
+    "The PyTorch model of the version `slot` (a `ServedModel`) for its heat maps: loaded on first use, kept with that version; None without weights."
+    with _loading:
+        if 'torch' not in slot.cache:
+            slot.cache['torch'] = load_torch_model(slot.model_dir)[0] if (slot.model_dir/WEIGHTS).exists() else None
+    return slot.cache['torch']
+
+_loading = threading.Lock()
+
+def make_classify(srv, upload_root):
+    """The demo's event: uploaded file (Gradio `FileData`) → (class or task panels, heat-map overlay, who answered), answered by
+    the version answering now (`Serving.answer`), so after a hot reload the demo and REST answer alike."""
     import gradio as gr
-    from gradio.utils import get_upload_folder
-    upload_root = upload_root or get_upload_folder()
-    torch_model, lock = {}, threading.Lock()
-
-    def model():
-        with lock:
-            if 'm' not in torch_model:
-                torch_model['m'] = load_torch_model(model_dir)[0] if (Path(model_dir)/WEIGHTS).exists() else None
-        return torch_model['m']
-
     def classify(payload):
         if payload is None: raise gr.Error("upload an image first")
-        try: data, name = uploaded_bytes(payload, upload_root, limits.max_upload_bytes)
+        try: data, name = uploaded_bytes(payload, upload_root, srv.limits.max_upload_bytes)
         except ValueError as e: raise gr.Error(str(e)) from None
-        p = get_predictor()
-        if p is None: raise gr.Error("the model is still loading; try again in a moment")
-        try: x = decode_upload(data, name, meta, limits)
+        try: res, slot, x = srv.answer(data, name)
         except UploadError as e: raise gr.Error(str(e)) from None
-        res, = predict_batch(p, x[None], top_k)
+        meta, who = slot.meta, f"answered by **{slot.who()}**"
         multi = is_multitask(meta)   # several tasks: one panel each, the heat map for the first classification task
         panels = task_panels(res, meta['tasks']) if multi else [res['probabilities']]
         target, what = cam_target(res, meta['tasks']) if multi else (meta['classes'].index(res['top_k'][0]['label']), 'top class')
         shown = open_input(io.BytesIO(data), meta).resize((meta['size'], meta['size']), Image.BILINEAR)
-        m = model()
-        if m is None: return *panels, gr.Image(shown.resize((256, 256)), label='image (no weights for a heat map)')
+        m = heat_map_model(slot)
+        if m is None: return *panels, gr.Image(shown.resize((256, 256)), label='image (no weights for a heat map)'), who
         try: cam, method = heat_map(m, x, target)
         except Exception as e:   # an explanation must never cost the answer
             print(f"demo: no heat map for {meta['arch']}: {type(e).__name__}: {e}", flush=True)
-            return *panels, gr.Image(shown.resize((256, 256)), label='image (no heat map for this model)')
-        return *panels, gr.Image(overlay(shown, cam).resize((256, 256), Image.BILINEAR), label=f'{method} ({what})')
+            return *panels, gr.Image(shown.resize((256, 256)), label='image (no heat map for this model)'), who
+        return *panels, gr.Image(overlay(shown, cam).resize((256, 256), Image.BILINEAR), label=f'{method} ({what})'), who
     return classify
 
-def build_demo(model_dir, meta: dict, limits, get_predictor, top_k: int = 3):
-    "Gradio Blocks: file upload → class probabilities (`gr.Label`) + heat-map overlay."
+@DEMO_BUILDERS.register('image')
+def build_demo(srv, upload_root):
+    "Gradio Blocks for an image model served by `srv` (a `Serving`): file upload → class probabilities (`gr.Label`) + heat-map overlay."
     import gradio as gr
-    classify = make_classify(model_dir, meta, limits, get_predictor, top_k)
-    age = limits.demo_cache_s
-    with gr.Blocks(title='medtrain demo', delete_cache=(max(10, age // 5), age)) as blocks:
+    classify, meta, top_k = make_classify(srv, upload_root), srv.first.meta, srv.top_k
+    with gr.Blocks(title='medtrain demo') as blocks:
         gr.Markdown(f"## medtrain — {meta['arch']}\nUpload a PNG, JPEG, TIFF or DICOM image. The model answers with its class "
                     f"probabilities; the heat map (Grad-CAM, or input-gradient saliency for models without a feature map) shows which "
                     f"regions drove the top class. *Research use only.*")
@@ -162,20 +160,13 @@ def build_demo(model_dir, meta: dict, limits, get_predictor, top_k: int = 3):
                 upload = gr.File(label='image', file_types=['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dcm', '.dicom'], elem_id='upload')
                 button = gr.Button('Classify', variant='primary', elem_id='classify')
             with gr.Column():
-                if is_multitask(meta):   # one panel per task
+                if is_multitask(meta):   # one panel per task (a reload keeps the tasks: `serving_problem`)
                     panels = [gr.Textbox(label=f"{t['name']} (regression)", elem_id=f"task-{t['name']}") if t['kind'] == 'regression' else
                               gr.Label(num_top_classes=top_k, label=f"{t['name']} ({t['kind']})", elem_id=f"task-{t['name']}") for t in meta['tasks']]
                 else: panels = [gr.Label(num_top_classes=top_k, label='class probabilities', elem_id='probabilities')]
                 cam_img = gr.Image(label='heat map (top class)', type='pil', elem_id='gradcam')
+                who = gr.Markdown(elem_id='answered-by')
         # preprocess=False: Gradio hands `classify` the FileData and opens nothing itself
-        button.click(classify, upload, [*panels, cam_img], preprocess=False, api_name='classify')
-        upload.upload(classify, upload, [*panels, cam_img], preprocess=False, api_name='classify_upload')
+        button.click(classify, upload, [*panels, cam_img, who], preprocess=False, api_name='classify')
+        upload.upload(classify, upload, [*panels, cam_img, who], preprocess=False, api_name='classify_upload')
     return blocks
-
-def mount_demo(app, model_dir, meta: dict, limits, get_predictor, top_k: int = 3, path: str = '/demo'):
-    "Mount the Gradio demo at `path` of the FastAPI `app`; returns the app."
-    import gradio as gr
-    blocks = build_demo(model_dir, meta, limits, get_predictor, top_k)
-    blocks.has_launched = True   # a mounted app is never launched; without this Gradio skips its "was this file uploaded?" check
-    return gr.mount_gradio_app(app, blocks, path=path, ssr_mode=False, max_file_size=limits.max_upload_bytes, footer_links=['api'],
-                               show_error=False)

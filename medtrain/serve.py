@@ -4,7 +4,7 @@
 
 # %% ../nbs/11c_serve.ipynb #155a8164
 from __future__ import annotations
-import asyncio, base64, functools, hmac, io, json, os, re, threading, time
+import asyncio, base64, collections, functools, hmac, io, json, os, re, threading, time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing import Literal
 
 import medtrain
-from .config import MedtrainError, DataError, ConfigError, ServeConfig
+from .config import MedtrainError, DataError, ConfigError, ServeConfig, Choices
 from .registry import Registry
 from .bundle import (resolve_model, is_reference, read_meta, load_input, preprocess, softmax, decode, model_hash, is_multitask, decode_tasks,
                              OnnxPredictor, TorchPredictor, BACKENDS, ONNX_FILE)
@@ -24,13 +24,14 @@ from .monitor import DriftMonitor, read_reference
 from .batching import MicroBatcher
 from .feedback import FeedbackStore, feedback_router
 
-
 # %% auto #0
-__all__ = ['TASK_ANSWERS', 'Limits', 'MULTIPROC_ENV', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'WORKER_SETTINGS_ENV', 'predict_batch',
-           'TopClass', 'MulticlassAnswer', 'BinaryAnswer', 'MultilabelAnswer', 'RegressionAnswer', 'prediction_model',
-           'UploadError', 'sniff_type', 'check_upload', 'decode_upload', 'ServingMetrics', 'upload_problem',
-           'RequestGuard', 'header_timeout_protocol', 'read_api_key', 'is_moving_reference', 'ServedModel',
-           'create_app', 'worker_app', 'worker_http_protocol', 'serve']
+__all__ = ['TASK_ANSWERS', 'Limits', 'MULTIPROC_ENV', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'SERVE_ADAPTERS', 'ADAPTER_MODULES',
+           'DEMO_BUILDERS', 'WORKER_SETTINGS_ENV', 'predict_batch', 'TopClass', 'MulticlassAnswer', 'BinaryAnswer',
+           'MultilabelAnswer', 'RegressionAnswer', 'prediction_model', 'UploadError', 'sniff_type', 'check_upload',
+           'decode_upload', 'ServingMetrics', 'multipart_files', 'upload_problem', 'RequestGuard',
+           'header_timeout_protocol', 'read_api_key', 'is_moving_reference', 'ServeAdapter', 'adapter_for',
+           'ImageAdapter', 'ServedModel', 'serving_problem', 'Serving', 'DemoFolder', 'mount_demo', 'create_app',
+           'worker_app', 'worker_http_protocol', 'serve']
 
 # %% ../nbs/11c_serve.ipynb #922f0956
 def predict_batch(predictor, batch: np.ndarray, top_k: int = 3, monitor=None) -> list[dict]:
@@ -165,7 +166,7 @@ class ServingMetrics:
 
 # %% ../nbs/11c_serve.ipynb #b7e1a003
 MULTIPART_OVERHEAD = 16 * 2**10   # boundaries and part headers around one uploaded file
-OPEN_PATHS = ('/health', '/ready', '/ping')   # load balancers' and SageMaker's health checks carry no key
+OPEN_PATHS = ('/health', '/ready', '/ping')   # load balancers' and SageMaker's health checks carry no key (and reveal nothing)
 
 def _reply(status: int, detail: str, headers=()) -> list[dict]:
     body = json.dumps({'detail': detail}).encode()
@@ -173,27 +174,35 @@ def _reply(status: int, detail: str, headers=()) -> list[dict]:
              'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()), (b'connection', b'close'), *headers]},
             {'type': 'http.response.body', 'body': body}]
 
-def upload_problem(body: bytes, content_type: bytes, allowed) -> str | None:
-    "Why a multipart upload to the demo is refused (None when every file part is an allowed image type)."
+def multipart_files(body: bytes, content_type: bytes) -> list[bytes]:
+    "The file parts of a multipart body (each whole; the guard has already bounded the body's size); `ValueError` when it is not one."
     from python_multipart.multipart import MultipartParser, parse_options_header
     ctype, params = parse_options_header(content_type)
-    if ctype != b'multipart/form-data' or not params.get(b'boundary'): return "send the image as multipart/form-data"
-    heads, cur = [], bytearray()
-    def on_part_data(data, start, end):
-        if len(cur) < 136: cur.extend(data[start:min(end, start + 136 - len(cur))])
+    if ctype != b'multipart/form-data' or not params.get(b'boundary'): raise ValueError("send the file as multipart/form-data")
+    parts, cur = [], bytearray()
+    def on_part_data(data, start, end): cur.extend(data[start:end])
     try:
-        parser = MultipartParser(params[b'boundary'], dict(on_part_begin=cur.clear, on_part_data=on_part_data, on_part_end=lambda: heads.append(bytes(cur))))
+        parser = MultipartParser(params[b'boundary'], dict(on_part_begin=cur.clear, on_part_data=on_part_data, on_part_end=lambda: parts.append(bytes(cur))))
         parser.write(body); parser.finalize()
-    except Exception: return "the multipart body is damaged"
-    if not heads or any(sniff_type(h) not in allowed for h in heads): return f"the demo reads only {', '.join(allowed)} images"
-    return None
+    except Exception: raise ValueError("the multipart body is damaged") from None
+    if not parts: raise ValueError("the upload holds no file")
+    return parts
+
+def upload_problem(body: bytes, content_type: bytes, check) -> str | None:
+    "Why a multipart upload to the demo is refused: `check(file_bytes)` names the problem of each file part (None when all pass)."
+    try: parts = multipart_files(body, content_type)
+    except ValueError as e: return str(e)
+    return next((p for p in map(check, parts) if p), None)
 
 class RequestGuard:
-    "Pure ASGI middleware: API key, request size (from `Content-Length`, then counted), body read timeout, demo upload types."
+    """Pure ASGI middleware in front of everything a server answers: API key, request size (from `Content-Length`, then
+    counted), body read timeout, requests in flight (health probes exempt), CORS headers only from the outer CORS middleware,
+    and the demo's uploads (each file checked by `check_upload(bytes) -> problem`, the upload folder under `demo_quota`)."""
     def __init__(self, app, limit_for, api_key: str | None = None, body_timeout_s: float = 30, on_reject=None,
-                 demo_path: str | None = None, allowed_types=()):
+                 demo_path: str | None = None, check_upload=None, demo_quota=None, max_in_flight: int | None = None):
         self.app, self.limit_for, self.api_key, self.body_timeout_s = app, limit_for, api_key, body_timeout_s
-        self.on_reject, self.demo_path, self.allowed_types = on_reject or (lambda status: None), demo_path, tuple(allowed_types)
+        self.on_reject, self.demo_path, self.check_upload = on_reject or (lambda status: None), demo_path, check_upload
+        self.demo_quota, self.max_in_flight, self.in_flight = demo_quota, max_in_flight, 0
 
     def authorised(self, headers: dict) -> bool:
         if self.api_key is None: return True
@@ -217,6 +226,14 @@ class RequestGuard:
             return await refuse(401, "missing or wrong API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
                                 [(b'www-authenticate', b'Basic realm="medtrain demo"' if is_demo else b'Bearer realm="medtrain"')])
         if scope['type'] == 'websocket': return await self.app(scope, receive, send)
+        counted = path not in OPEN_PATHS and self.max_in_flight is not None   # a busy server still answers its health probes
+        if counted and self.in_flight >= self.max_in_flight:
+            return await refuse(503, f"the server is busy ({self.max_in_flight} requests in flight); retry shortly", [(b'retry-after', b'1')])
+        self.in_flight += counted
+        try: await self._guarded(scope, receive, send, headers, path, is_demo, refuse)
+        finally: self.in_flight -= counted
+
+    async def _guarded(self, scope, receive, send, headers, path, is_demo, refuse):
         limit = self.limit_for(path)
         length = headers.get(b'content-length')
         if length is not None:
@@ -241,17 +258,23 @@ class RequestGuard:
 
         async def guarded_send(msg):
             if state['refused']: return   # the app's answer to a body we cut short is dropped; ours goes out below
-            if msg['type'] == 'http.response.start': state['started'] = True
+            if msg['type'] == 'http.response.start':
+                state['started'] = True   # CORS is the outer CORSMiddleware's alone (`cors_origins`): Gradio's own allows any localhost origin
+                msg = dict(msg, headers=[(k, v) for k, v in msg.get('headers', []) if not k.lower().startswith(b'access-control-')])
             await send(msg)
 
         inner_receive = guarded_receive
-        if is_demo and path.endswith('/upload') and scope['method'] == 'POST' and self.allowed_types:
+        if is_demo and path.endswith('/upload') and scope['method'] == 'POST':
+            if self.check_upload is None: return await refuse(415, "this demo takes no file uploads")
             body, msg = bytearray(), {'type': 'http.request'}
             while not state['done'] and msg['type'] == 'http.request':
                 msg = await guarded_receive(); body += msg.get('body', b'')
             if state['refused']: return await refuse(*state['refused'])
             if msg['type'] != 'http.request': return   # the client left
-            if problem := upload_problem(bytes(body), headers.get(b'content-type', b''), self.allowed_types): return await refuse(415, problem)
+            if self.demo_quota is not None and (problem := self.demo_quota(len(body))): return await refuse(507, problem)
+            import anyio   # a whole decode per file: off the event loop
+            problem = await anyio.to_thread.run_sync(upload_problem, bytes(body), headers.get(b'content-type', b''), self.check_upload)
+            if problem: return await refuse(415, problem)
             replay = [{'type': 'http.request', 'body': bytes(body), 'more_body': False}]
             async def inner_receive(): return replay.pop() if replay else await receive()
 
@@ -260,13 +283,21 @@ class RequestGuard:
             if not state['refused']: raise
         if state['refused'] and not state['started']: await refuse(*state['refused'])
 
-def header_timeout_protocol(timeout_s: float):
-    "uvicorn's HTTP protocol, closing a connection whose request headers are not complete `timeout_s` after it opened or last answered."
+def header_timeout_protocol(timeout_s: float, max_per_client: int | None = None):
+    """uvicorn's HTTP protocol, closing a connection whose request headers are not complete `timeout_s` after it opened or last
+    answered, and any connection beyond `max_per_client` open ones from the same address (half-open connections from one
+    client cannot crowd out the others, the health probes among them)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    open_from = collections.Counter()   # address → open connections (one event loop per process: no lock needed)
     class HeaderTimeoutProtocol(AutoHTTPProtocol):
         def connection_made(self, transport):
+            peer = transport.get_extra_info('peername')
+            self._peer = peer[0] if isinstance(peer, (tuple, list)) and peer else None
+            open_from[self._peer] += 1
             super().connection_made(transport)
             self._hdr_timer = self._hdr_cycle = None
+            if max_per_client is not None and self._peer is not None and open_from[self._peer] > max_per_client:
+                transport.close(); return
             self._arm()
         def data_received(self, data):
             if self.cycle is None or self.cycle.response_complete: self._arm()
@@ -280,6 +311,8 @@ def header_timeout_protocol(timeout_s: float):
             idle = self.cycle is None or self.cycle.response_complete
             if self.cycle is self._hdr_cycle and idle and not self.transport.is_closing(): self.transport.close()
         def connection_lost(self, exc):
+            open_from[self._peer] -= 1
+            if open_from[self._peer] <= 0: del open_from[self._peer]
             if self._hdr_timer is not None: self._hdr_timer.cancel()
             super().connection_lost(exc)
     return HeaderTimeoutProtocol
@@ -292,8 +325,8 @@ def read_api_key(limits: ServeConfig) -> str | None:
     if not key: raise ConfigError(f"--api-key-file {limits.api_key_file}: the file is empty")
     return key
 
-# %% ../nbs/11c_serve.ipynb #c1ddc3ab
-_REASONS = {400: 'undecodable', 401: 'unauthorised', 408: 'timeout', 413: 'too_large', 415: 'unsupported_type'}
+# %% ../nbs/11c_serve.ipynb #2a27638b
+_REASONS = {400: 'undecodable', 401: 'unauthorised', 408: 'timeout', 413: 'too_large', 415: 'unsupported_type', 422: 'invalid', 507: 'demo_full'}
 
 def _model_name(model_dir: Path) -> str:
     return model_dir.parent.name if model_dir.name == 'model' else model_dir.name   # RUN_DIR/model → the run's name
@@ -302,235 +335,408 @@ def is_moving_reference(model_ref) -> bool:
     "A registry reference whose version can change under it (`NAME@production`, `NAME@staging`, `NAME@latest`), not a pinned `NAME@3`."
     return is_reference(model_ref) and not re.fullmatch(r'v?\d+', str(model_ref).rsplit('@', 1)[1])
 
+class ServeAdapter:
+    """What one modality supplies to the serving layer: how a request becomes model input (`decode`, `collate`), the predictor
+    (`load_predictor`), how outputs become answers (`answers`, `response_model`), what `/metadata` says (`info`), and what
+    its demo's uploads must be (`check_upload`). Routes, guard, limits, hot reload, feedback, metrics and the demo's
+    confinement belong to the layer (`create_app`): an adapter registered in `SERVE_ADAPTERS` gets them all."""
+    modality = ''
+    body = 'file'                 # 'file': multipart upload (+ the raw body on /invocations); 'json': {json_field: ...} / {json_batch_field: [...]}
+    json_field, json_batch_field, unit = 'text', 'texts', 'file'
+    def __init__(self, meta: dict, limits: ServeConfig): self.meta, self.limits = meta, limits
+    def backend_for(self, requested: str) -> str: return requested
+    def load_predictor(self, model_dir: Path, backend: str, digest: str, threads: int | None): raise NotImplementedError
+    def warm_input(self): raise NotImplementedError
+    def decode(self, raw, name: str): raise NotImplementedError
+    def collate(self, xs): return np.stack(xs)
+    def answers(self, predictor, batch, top_k: int, monitor=None) -> list[dict]: return decode(predictor.logits(batch), self.meta['classes'], top_k, self.meta.get('decision'))
+    def drift_monitor(self, model_dir: Path) -> DriftMonitor: return DriftMonitor(None, self.meta)   # no reference: no scores
+    def response_model(self): return None
+    def feedback_classes(self) -> list | None: return list(self.meta['classes'])   # None: this model's answers take no feedback
+    def shape(self) -> tuple: return (self.modality, self.meta.get('model_kind', 'single'))   # what the routes and demo were built for
+    def describe(self) -> str: return f"{self.modality} classifier {self.meta['arch']} ({', '.join(self.meta['classes'])})"
+    def info(self) -> dict: return dict(classes=self.meta['classes'])
+    def request_limit(self, path: str) -> int: return self.limits.max_batch_bytes if path == '/predict/batch' else 2**20
+    def check_upload(self, data: bytes) -> str | None: return "this demo takes no file uploads"
+
+SERVE_ADAPTERS = Choices('served modality', 'model.json modality')
+ADAPTER_MODULES = {'text': 'medtrain.text_serve'}   # modalities whose chapter sits above serving: imported when such a model is served
+
+def adapter_for(meta: dict) -> type[ServeAdapter]:
+    "The `ServeAdapter` of the sidecar's modality (an image model has none written)."
+    modality = meta.get('modality', 'image')
+    if modality not in SERVE_ADAPTERS and modality in ADAPTER_MODULES:
+        import importlib; importlib.import_module(ADAPTER_MODULES[modality])   # registers it; the image server never imports fastai
+    return SERVE_ADAPTERS.get(modality)
+
+@SERVE_ADAPTERS.register('image')
+class ImageAdapter(ServeAdapter):
+    "Images, single- or multi-task: uploaded files sniffed, checked and decoded (`decode_upload`), run through ONNX or PyTorch."
+    modality = 'image'
+    def load_predictor(self, model_dir, backend, digest, threads):
+        return BACKENDS.get(backend)(model_dir, cache_dir=self.limits.onnx_cache_dir, digest=digest, onnx_folder=onnx_folder, threads=threads)
+    def warm_input(self): return np.zeros((self.meta['n_in'], self.meta['size'], self.meta['size']), np.float32)
+    def decode(self, raw: bytes, name: str) -> np.ndarray: return decode_upload(raw, name, self.meta, self.limits)
+    def answers(self, predictor, batch, top_k, monitor=None): return predict_batch(predictor, batch, top_k, monitor)
+    def drift_monitor(self, model_dir): return DriftMonitor(None if is_multitask(self.meta) else read_reference(model_dir), self.meta)   # drift per task: not yet
+    def response_model(self): return prediction_model(self.meta['tasks']) if is_multitask(self.meta) else None
+    def feedback_classes(self): return None if is_multitask(self.meta) else list(self.meta['classes'])
+    def shape(self): return (self.modality, tuple((t['name'], t['kind']) for t in self.meta['tasks']) if is_multitask(self.meta) else 'single')
+    def describe(self): return _describe(self.meta) + ". Upload PNG, JPEG, TIFF or DICOM."
+    def info(self) -> dict:
+        meta, limits = self.meta, self.limits
+        return dict(classes=meta['classes'], size=meta['size'], n_in=meta['n_in'],
+                    **({'tasks': [dict(name=t['name'], kind=t['kind'], vocab=t.get('vocab') or []) for t in meta['tasks']]} if is_multitask(meta) else {}),
+                    limits=dict(max_upload_bytes=limits.max_upload_bytes, max_batch_bytes=limits.max_batch_bytes, max_batch_files=limits.max_batch_files,
+                                max_pixels=limits.pixels_limit(meta['size']), allowed_types=list(limits.allowed_types)),
+                    preprocessing=dict(resize=meta.get('resize', 'squish'), size=meta['size'], mean=meta['mean'], std=meta['std'],
+                                       mode='L' if meta['n_in'] == 1 else 'RGB'))
+    def request_limit(self, path):
+        if path == '/predict/batch': return self.limits.max_batch_bytes
+        if path in ('/predict', '/invocations') or path.endswith('/upload'): return self.limits.max_upload_bytes + MULTIPART_OVERHEAD
+        return 2**20   # JSON (the demo's calls) and GETs
+    def check_upload(self, data: bytes) -> str | None:
+        "A demo upload is stored only if it decodes as an accepted image within the limits (a PNG signature on random bytes is not)."
+        try: self.decode(data, 'the upload')
+        except UploadError as e: return str(e)
+
+# %% ../nbs/11c_serve.ipynb #75db5b04
 class ServedModel:
-    "One loaded model version: its folder, sidecar, identity, drift monitor, predictor and the micro-batcher in front of it."
+    "One loaded model version: folder, sidecar, identity, its modality's adapter, drift monitor, predictor and the micro-batcher in front of it."
     def __init__(self, model_dir, version: dict | None, backend: str, limits: ServeConfig, metrics: ServingMetrics, top_k: int = 3):
-        self.model_dir, self.backend, self.limits, self.metrics, self.top_k = Path(model_dir), backend, limits, metrics, top_k
+        self.model_dir, self.limits, self.metrics, self.top_k = Path(model_dir), limits, metrics, top_k
         self.meta, self.digest = read_meta(self.model_dir), model_hash(self.model_dir)
+        self.adapter = adapter_for(self.meta)(self.meta, limits)
+        self.backend = self.adapter.backend_for(backend)
         self.version = version and dict(name=version['name'], version=version['version'], stage=version['stage'])
         self.model = dict(self.version or dict(name=_model_name(self.model_dir), version=None, stage=None), arch=self.meta['arch'], sha256=self.digest[:16])
-        self.monitor = DriftMonitor(None if is_multitask(self.meta) else read_reference(self.model_dir), self.meta)   # drift per task: not yet
+        self.monitor = self.adapter.drift_monitor(self.model_dir)
         self.predictor = self.batcher = None
+        self.cache = {}   # what a demo keeps per version (the PyTorch model of its heat maps)
 
     def load(self, threads: int | None = None, warm: bool = True) -> 'ServedModel':
-        "Load the predictor (a missing `model.onnx` is exported into the cache), warm it up, start its batcher."
-        p = BACKENDS.get(self.backend)(self.model_dir, cache_dir=self.limits.onnx_cache_dir, digest=self.digest, onnx_folder=onnx_folder, threads=threads)
-        if warm: p.logits(np.zeros((1, self.meta['n_in'], self.meta['size'], self.meta['size']), np.float32))
+        "Load the predictor (an image model's missing `model.onnx` is exported into the cache), warm it up, start its batcher."
+        p = self.adapter.load_predictor(self.model_dir, self.backend, self.digest, threads)
+        if warm: self.adapter.answers(p, self.adapter.collate([self.adapter.warm_input()]), 1)
         self.predictor = p
-        self.batcher = MicroBatcher(self.run_batch, self.limits.max_batch, self.limits.max_wait_ms, name=f"medtrain-batcher-v{self.model['version']}")
+        self.batcher = MicroBatcher(self.run_batch, self.limits.max_batch, self.limits.max_wait_ms, name=f"medtrain-batcher-v{self.model['version']}",
+                                    collate=self.adapter.collate)
         return self
 
-    def infer(self, batch: np.ndarray) -> tuple[list[dict], float]:
-        "Answers for a preprocessed batch on this version's predictor (counted in the metrics), and the model's seconds."
+    def infer(self, batch) -> tuple[list[dict], float]:
+        "Answers for a collated batch on this version's predictor (counted in the metrics), and the model's seconds."
         start = time.perf_counter()
-        out = predict_batch(self.predictor, batch, self.top_k, self.monitor)
+        out = self.adapter.answers(self.predictor, batch, self.top_k, self.monitor)
         seconds = time.perf_counter() - start
         m = self.metrics
-        m.inference.observe(seconds); m.batch_size.observe(len(batch)); m.images.inc(len(batch))
+        m.inference.observe(seconds); m.batch_size.observe(len(out)); m.images.inc(len(out))
         for r in out: m.predictions.labels(_headline(r)).inc()
         return out, seconds
 
-    def run_batch(self, batch: np.ndarray) -> list[tuple]:
+    def run_batch(self, batch) -> list[tuple]:
         "The batcher's model call: per row (answer, model seconds, batch size)."
         out, seconds = self.infer(batch)
-        return [(o, seconds, len(batch)) for o in out]
+        return [(o, seconds, len(out)) for o in out]
 
-    def info(self, limits: ServeConfig) -> dict:
+    def who(self) -> str:
+        "Who answered, in words (the demo shows it): `lesions v3 (production)`, or the folder's name for an unregistered model."
+        m = self.model
+        return m['name'] + (f" v{m['version']}" if m['version'] is not None else '') + (f" ({m['stage']})" if m['stage'] else '')
+
+    def info(self) -> dict:
         "What `/metadata` says about this version (no server path)."
-        meta = self.meta
-        return dict(model=self.model, version=self.version, arch=meta['arch'], classes=meta['classes'], size=meta['size'], n_in=meta['n_in'],
-                    **({'tasks': [dict(name=t['name'], kind=t['kind'], vocab=t.get('vocab') or []) for t in meta['tasks']]} if is_multitask(meta) else {}),
-                    data_version=meta.get('data_version'), backend=self.backend,
-                    limits=dict(max_upload_bytes=limits.max_upload_bytes, max_batch_bytes=limits.max_batch_bytes, max_batch_files=limits.max_batch_files,
-                                max_pixels=limits.pixels_limit(meta['size']), allowed_types=list(limits.allowed_types)),
-                    batching=dict(max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms),
-                    preprocessing=dict(resize=meta.get('resize', 'squish'), size=meta['size'], mean=meta['mean'], std=meta['std'],
-                                       mode='L' if meta['n_in'] == 1 else 'RGB'))
+        return dict(model=self.model, version=self.version, modality=self.adapter.modality, arch=self.meta['arch'], **self.adapter.info(),
+                    data_version=self.meta.get('data_version'), backend=self.backend,
+                    batching=dict(max_batch=self.limits.max_batch, max_wait_ms=self.limits.max_wait_ms))
 
-def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeConfig | None = None, top_k: int = 3,
-               demo: bool | None = None, warm: bool = True, api_key: str | None = None, mount_demo=None, threads: int | None = None,
-               load_first: bool = False):
-    """The FastAPI app serving `model_ref` (folder or registry reference) under the `ServeConfig` `limits`; the model loads in
-    the background (see `/ready`). A moving reference (`NAME@production`) is re-read every `limits.reload_interval_s` and a new
-    version swapped in without a restart. The demo is mounted by `mount_demo(app, model_dir, meta, limits, get_predictor, top_k, path)`
-    when given and `demo` is on (`medtrain serve` passes `medtrain.demo.mount_demo`). `load_first`: load the model before the
-    app starts answering (a `--workers` process: it takes no connection from the shared port until it can answer)."""
-    from contextlib import asynccontextmanager
-    import anyio
-    from fastapi import FastAPI
-    from fastapi.responses import JSONResponse, Response
+def serving_problem(new: ServedModel, limits: ServeConfig, first: ServedModel | None = None, has_demo: bool = False) -> str | None:
+    """Why this server cannot answer with `new`: a setting its answers do not support, or — on a hot reload — a modality or
+    task layout other than the one the routes and the demo were built for. One check, at start-up and on every reload."""
+    if limits.feedback_db and new.adapter.feedback_classes() is None:
+        return "serve.feedback_db: feedback records one true class per answer; not supported for a multi-task model yet"
+    if first is not None and new.adapter.shape() != first.adapter.shape():
+        return (f"it is a {new.adapter.modality} model with outputs {new.adapter.shape()[1]!r}; this server was started for a "
+                f"{first.adapter.modality} model with outputs {first.adapter.shape()[1]!r} (its routes{' and demo' * has_demo} expect those): restart the server to change")
 
-    limits = limits or ServeConfig()
-    api_key = api_key or read_api_key(limits)
-    demo = (limits.demo if demo is None else demo) and mount_demo is not None
-    BACKENDS.get(backend)                            # a wrong backend or reference fails here, before the server starts
-    registry_row = Registry(registry).get(str(model_ref)) if is_reference(model_ref) else None
-    metrics = ServingMetrics()
-    first = ServedModel(resolve_model(model_ref, registry), registry_row, backend, limits, metrics, top_k)
-    metrics.monitor = first.monitor
-    state = dict(current=None, error=None, decodes=None, first=first)
-    if limits.feedback_db and is_multitask(first.meta):
-        raise ConfigError("serve.feedback_db: feedback records one true class per answer; not supported for a multi-task model yet")
-    store = FeedbackStore(limits.feedback_db) if limits.feedback_db else None   # POST /feedback: see the feedback chapter
-    n_decodes = limits.max_concurrent_decodes or os.cpu_count() or 2
-    stop = threading.Event()
+# %% ../nbs/11c_serve.ipynb #a9b1ac94
+class Serving:
+    """The state of one server: the version answering now (`current`), the one it started with, loading and reload status,
+    and the one way an answer is made (`answer`, used by REST and the demo alike)."""
+    def __init__(self, model_ref, backend: str, registry, limits: ServeConfig, top_k: int = 3, threads: int | None = None, warm: bool = True):
+        self.model_ref, self.backend, self.registry, self.limits, self.top_k, self.threads, self.warm = model_ref, backend, registry, limits, top_k, threads, warm
+        BACKENDS.get(backend)                            # a wrong backend or reference fails here, before the server starts
+        row = Registry(registry).get(str(model_ref)) if is_reference(model_ref) else None
+        self.metrics = ServingMetrics()
+        self.first = ServedModel(resolve_model(model_ref, registry), row, backend, limits, self.metrics, top_k)
+        if problem := serving_problem(self.first, limits): raise ConfigError(problem)
+        self.metrics.monitor = self.first.monitor
+        self.slot, self.load_error, self.reload_error, self.has_demo = None, False, None, False
+        self.store = FeedbackStore(limits.feedback_db, retention_days=limits.feedback_days) if limits.feedback_db else None
+        self.stop = threading.Event()
 
-    def load():
-        try: state['current'] = first.load(threads, warm)
+    def current(self) -> ServedModel: return self.slot or self.first
+
+    def ready(self) -> ServedModel:
+        "The version answering now; `UploadError` 503 while it loads (or after it failed to)."
+        if self.slot is None:
+            raise UploadError("the model failed to load; see the server log" if self.load_error else "model is loading; retry shortly (see /ready)", 503)
+        return self.slot
+
+    def answer(self, raw, name: str) -> tuple[dict, ServedModel, object]:
+        "`(answer, version, model input)` for one input, decoded and answered in this thread by the version answering now (the demo's way; REST batches)."
+        slot = self.ready()
+        x = slot.adapter.decode(raw, name)
+        (res,), _ = slot.infer(slot.adapter.collate([x]))
+        return res, slot, x
+
+    def load(self):
+        try: self.slot = self.first.load(self.threads, self.warm)
         except Exception as e:   # the cause goes to the server log, not to clients
-            state['error'] = True
-            print(f"model {first.model['name']} failed to load: {type(e).__name__}: {e}", flush=True)
+            self.load_error = True
+            print(f"model {self.first.model['name']} failed to load: {type(e).__name__}: {e}", flush=True)
             return
-        if is_moving_reference(model_ref) and limits.reload_interval_s > 0:
-            threading.Thread(target=watch, daemon=True, name='medtrain-model-reload').start()
+        if is_moving_reference(self.model_ref) and self.limits.reload_interval_s > 0:
+            threading.Thread(target=self.watch, daemon=True, name='medtrain-model-reload').start()
 
-    def watch():
+    def reload_once(self, retry_at: dict):
+        "Read the registry once: refresh the stage of the version answering now, and swap in a newly promoted version the server can answer with."
+        old = self.current()
+        try:
+            reg = Registry(self.registry)
+            row = reg.get(str(self.model_ref))
+            now = reg.get(f"{old.model['name']}@{old.model['version']}")   # promoting v3 archives v1: say so
+        except Exception as e:
+            print(f"reload: cannot read {self.model_ref} from the registry ({type(e).__name__}: {e}); still serving v{old.model['version']}", flush=True); return
+        old.version['stage'] = old.model['stage'] = now['stage']
+        if row['version'] == old.model['version']: self.reload_error = None; return
+        if time.monotonic() < retry_at.get(row['version'], 0): return
+        try:
+            new = ServedModel(row['path'], row, self.backend, self.limits, self.metrics, self.top_k)
+            problem = serving_problem(new, self.limits, self.first, self.has_demo)
+            if problem is None: new.load(self.threads, self.warm)
+        except Exception as e: problem = f"it failed to load ({type(e).__name__}: {e})"
+        if problem:
+            tries = retry_at.get(('n', row['version']), 0) + 1
+            retry_at[('n', row['version'])], retry_at[row['version']] = tries, time.monotonic() + min(600, self.limits.reload_interval_s * 2 ** tries)
+            self.reload_error = dict(version=row['version'], reason=problem, attempts=tries)
+            print(f"reload: {self.model_ref} → v{row['version']} refused: {problem}; still serving v{old.model['version']}", flush=True)
+            return
+        self.slot, self.metrics.monitor, self.reload_error = new, new.monitor, None
+        old.batcher.close()
+        print(f"reload: {self.model_ref} is now v{new.model['version']} (was v{old.model['version']})", flush=True)
+
+    def watch(self):
         "Poll the registry; load a newly promoted (or rolled-back) version beside the old one, then swap: queued work ends on the old."
-        failed = set()
-        while not stop.wait(limits.reload_interval_s):
-            old = state['current']
-            try: row = Registry(registry).get(str(model_ref))
-            except Exception as e: print(f"reload: cannot read {model_ref} from the registry ({type(e).__name__}: {e}); still serving v{old.model['version']}", flush=True); continue
-            if row['version'] == old.model['version'] or row['version'] in failed: continue
-            try: new = ServedModel(row['path'], row, backend, limits, metrics, top_k).load(threads, warm)
-            except Exception as e:
-                failed.add(row['version'])
-                print(f"reload: {model_ref} → v{row['version']} failed to load ({type(e).__name__}: {e}); still serving v{old.model['version']}", flush=True)
-                continue
-            state['current'], metrics.monitor = new, new.monitor
-            old.batcher.close()
-            print(f"reload: {model_ref} is now v{new.model['version']} (was v{old.model['version']})", flush=True)
+        retry_at = {}   # a version refused or failed is tried again later, less and less often
+        while not self.stop.wait(self.limits.reload_interval_s): self.reload_once(retry_at)
 
-    @asynccontextmanager
-    async def lifespan(app):
-        state['decodes'] = anyio.CapacityLimiter(n_decodes)   # each decode may hold max_pixels of memory: bound how many run at once
-        if load_first: await anyio.to_thread.run_sync(load)
-        else: threading.Thread(target=load, daemon=True, name='medtrain-model-load').start()
-        yield
-        stop.set()
+    def reload_info(self) -> dict | None:
+        if not is_moving_reference(self.model_ref): return None
+        return dict(reference=str(self.model_ref), interval_s=self.limits.reload_interval_s, serving_version=self.current().model['version'], refused=self.reload_error)
 
-    meta = first.meta
-    docs = dict(docs_url='/docs', redoc_url='/redoc', openapi_url='/openapi.json') if limits.docs else dict(docs_url=None, redoc_url=None, openapi_url=None)
-    app = FastAPI(title='medtrain', version=medtrain.__version__, lifespan=lifespan, **docs,
-                  description=_describe(meta) + ". Upload PNG, JPEG, TIFF or DICOM.")
-    current = lambda: state['current'] or first
-    # what later chapters and routers read: the version answering now (`current()`), the shared metrics, the limits
-    app.state.medtrain = dict(state=state, current=current, limits=limits, metrics=metrics, top_k=top_k,
-                              meta=meta, monitor=first.monitor, model_dir=first.model_dir)
-    if store is not None: app.include_router(feedback_router(store, lambda: current().meta['classes']))   # the classes of the version answering now
-    multi = is_multitask(meta)
-
+# %% ../nbs/11c_serve.ipynb #9bfbb089
+def _error_handlers(app, srv: Serving):
+    "Every refusal is one line and a 4xx/5xx: medtrain's `UploadError`s, and FastAPI's validation errors (the first, naming the field)."
+    from fastapi.responses import JSONResponse
+    from fastapi.exceptions import RequestValidationError
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):
-        metrics.rejected.labels(_REASONS.get(e.status, str(e.status))).inc()
+        srv.metrics.rejected.labels(_REASONS.get(e.status, str(e.status))).inc()
         return JSONResponse({'detail': str(e)}, status_code=e.status)
-
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        err = e.errors()[0] if e.errors() else {}
+        where = '.'.join(str(p) for p in err.get('loc', ())[1:]) or 'body'
+        too_long = err.get('type') == 'string_too_long'
+        srv.metrics.rejected.labels('too_large' if too_long else 'invalid').inc()
+        return JSONResponse({'detail': f"{where}: {err.get('msg', 'invalid request')}"}, status_code=413 if too_long else 422)
     @app.middleware('http')
     async def _count(request: Request, call_next):
         start = time.perf_counter()
         response = await call_next(request)
         path = request.scope.get('route').path if request.scope.get('route') is not None else 'other'
         if not path.startswith('/demo'):
-            metrics.requests.labels(path, str(response.status_code)).inc()
-            metrics.latency.labels(path).observe(time.perf_counter() - start)
+            srv.metrics.requests.labels(path, str(response.status_code)).inc()
+            srv.metrics.latency.labels(path).observe(time.perf_counter() - start)
         return response
 
-    def serving() -> ServedModel:
-        if state['current'] is None:
-            raise UploadError("the model failed to load; see the server log" if state['error'] else "model is loading; retry shortly (see /ready)", 503)
-        return state['current']
+def _answering_routes(app, srv: Serving):
+    "`/predict`, `/predict/batch`, `/invocations`: the adapter decodes, the version answering now batches and answers, feedback ids are handed out."
+    import anyio
+    limits, first, store = srv.limits, srv.first, srv.store
+    decoding = lambda fn, *args: anyio.to_thread.run_sync(fn, *args, limiter=app.state.decodes)   # each decode may hold max_pixels of memory
 
-    async def read(file: UploadFile) -> bytes:
-        data = await file.read(limits.max_upload_bytes + 1)   # never more than the limit in memory
-        if len(data) > limits.max_upload_bytes:
-            raise UploadError(f"{file.filename}: over the upload limit of {limits.max_upload_bytes:,} bytes", 413)
-        return data
-
-    def decoding(fn, *args): return anyio.to_thread.run_sync(fn, *args, limiter=state['decodes'])
-
-    async def predict_one(data: bytes, filename: str) -> dict:
+    async def predict_one(raw, name: str) -> dict:
         "Decode (thread pool), queue on the version answering now, await its batch. The body is already read: a slow client never holds a batch."
-        start, slot = time.perf_counter(), current()
-        if slot.batcher is None:   # still loading (or failed): a bad upload still gets its 4xx, a good one the 503
-            await decoding(decode_upload, data, filename, slot.meta, limits); serving()
+        start, slot = time.perf_counter(), srv.current()
+        if slot.batcher is None:   # still loading (or failed): a bad request still gets its 4xx, a good one the 503
+            await decoding(slot.adapter.decode, raw, name); srv.ready()
+        t_pre = []
         def prepare():
-            x = decode_upload(data, filename, slot.meta, limits)
+            x = slot.adapter.decode(raw, name)
             t_pre.append(time.perf_counter() - start)
             return x
-        t_pre = []
-        future = await decoding(slot.batcher.prepare_and_submit, prepare)
-        res, t_inf, n = await asyncio.wrap_future(future)
+        res, t_inf, n = await asyncio.wrap_future(await decoding(slot.batcher.prepare_and_submit, prepare))
         if store is not None:   # feedback: the answer carries an id a client can report the true label against
-            res = dict(res, prediction_id=await anyio.to_thread.run_sync(store.record, res['top_k'][0]['label'], res['top_k'][0]['probability'], slot.model['name'], slot.model['version']))
-        return dict(filename=filename, **res, model=slot.model,
+            top = res['top_k'][0]
+            res = dict(res, prediction_id=await anyio.to_thread.run_sync(store.record, top['label'], top['probability'], slot.model['name'], slot.model['version']))
+        return dict(**({'filename': name} if slot.adapter.body == 'file' else {}), **res, model=slot.model,
                     latency_ms=dict(preprocess=round(t_pre[0] * 1e3, 2), inference=round(t_inf * 1e3, 2), total=round((time.perf_counter() - start) * 1e3, 2)),
                     batch_size=n)
-    app.state.medtrain['predict_one'] = predict_one
 
-    @app.post('/predict', summary="Classify one image", response_model=prediction_model(meta['tasks']) if multi else None)
-    async def predict(file: UploadFile = File(..., description="PNG, JPEG, TIFF or DICOM")):
-        return await predict_one(await read(file), file.filename)
-
-    @app.post('/predict/batch', summary="Classify several images; a bad file gets an error entry, the others their predictions")
-    async def predict_many(files: list[UploadFile] = File(...)):
-        start, slot = time.perf_counter(), current()
-        if len(files) > limits.max_batch_files: raise UploadError(f"{len(files)} files is over the limit of {limits.max_batch_files} per request", 413)
+    async def predict_many(items) -> dict:
+        "A batch request: each item decoded (a bad one gets an error entry), the good ones run together on one version."
+        start, slot = time.perf_counter(), srv.current()
+        if len(items) > limits.max_batch_files: raise UploadError(f"{len(items)} {slot.adapter.unit}s is over the limit of {limits.max_batch_files} per request", 413)
         results, good = [], []
-        for f in files:
+        for name, raw in items:
             try:
-                results.append(dict(filename=f.filename, x=await decoding(decode_upload, await read(f), f.filename, slot.meta, limits)))
+                results.append(dict(**({'filename': name} if slot.adapter.body == 'file' else {}), x=await decoding(slot.adapter.decode, await raw() if callable(raw) else raw, name)))
                 good.append(results[-1])
             except UploadError as e:
-                metrics.rejected.labels(_REASONS.get(e.status, str(e.status))).inc()
-                results.append(dict(filename=f.filename, error=str(e), status=e.status))
+                srv.metrics.rejected.labels(_REASONS.get(e.status, str(e.status))).inc()
+                results.append(dict(**({'filename': name} if slot.adapter.body == 'file' else {'index': len(results)}), error=str(e), status=e.status))
         if good:   # already a batch: straight to the model this request was decoded for
-            if slot.predictor is None: serving()
-            out, _ = await anyio.to_thread.run_sync(slot.infer, np.stack([r.pop('x') for r in good]))
+            if slot.predictor is None: srv.ready()
+            out, _ = await anyio.to_thread.run_sync(slot.infer, slot.adapter.collate([r.pop('x') for r in good]))
             for r, o in zip(good, out): r.update(o)
         return dict(results=results, n_ok=len(good), n_failed=len(results) - len(good), model=slot.model,
                     latency_ms=dict(total=round((time.perf_counter() - start) * 1e3, 2)))
 
-    @app.post('/invocations', summary="SageMaker's inference route: the raw image as the request body (Content-Type image/*)")
-    async def invocations(request: Request):
-        data = bytearray()
-        async for chunk in request.stream():   # the guard has already bounded the size and the time
-            data += chunk
-            if len(data) > limits.max_upload_bytes: raise UploadError(f"the body is over the upload limit of {limits.max_upload_bytes:,} bytes", 413)
-        return await predict_one(bytes(data), 'body')
+    async def read(file: UploadFile) -> bytes:
+        data = await file.read(limits.max_upload_bytes + 1)   # never more than the limit in memory
+        if len(data) > limits.max_upload_bytes: raise UploadError(f"{file.filename}: over the upload limit of {limits.max_upload_bytes:,} bytes", 413)
+        return data
 
+    response_model = first.adapter.response_model()
+    if first.adapter.body == 'file':
+        @app.post('/predict', summary=f"Answer for one {first.adapter.unit}", response_model=response_model)
+        async def predict(file: UploadFile = File(..., description="PNG, JPEG, TIFF or DICOM")): return await predict_one(await read(file), file.filename)
+
+        @app.post('/predict/batch', summary=f"Answers for several {first.adapter.unit}s; a bad one gets an error entry, the others their answers")
+        async def predict_batch_route(files: list[UploadFile] = File(...)): return await predict_many([(f.filename, functools.partial(read, f)) for f in files])
+
+        @app.post('/invocations', summary="SageMaker's inference route: the raw file as the request body")
+        async def invocations(request: Request):
+            data = bytearray()
+            async for chunk in request.stream():   # the guard has already bounded the size and the time
+                data += chunk
+                if len(data) > limits.max_upload_bytes: raise UploadError(f"the body is over the upload limit of {limits.max_upload_bytes:,} bytes", 413)
+            return await predict_one(bytes(data), 'body')
+    else:
+        field, many = first.adapter.json_field, first.adapter.json_batch_field
+        One = create_model(f'{field.title()}In', **{field: (str, Field(description=f"the {field} to classify"))})
+        Many = create_model(f'{many.title()}In', **{many: (list[str], Field(description=f"the {many} to classify"))})
+        async def predict(body): return await predict_one(getattr(body, field), field)
+        async def predict_batch_route(body): return await predict_many([(f'{many}.{i}', t) for i, t in enumerate(getattr(body, many))])
+        predict.__annotations__['body'], predict_batch_route.__annotations__['body'] = One, Many   # built at run time: FastAPI reads these
+        app.post('/predict', summary=f"Answer for one {field}", response_model=response_model)(predict)
+        app.post('/predict/batch', summary=f"Answers for several {many}; a bad one gets an error entry")(predict_batch_route)
+        app.post('/invocations', summary=f"SageMaker's inference route: the same JSON as /predict")(predict)
+    if store is not None: app.include_router(feedback_router(store, lambda: srv.current().adapter.feedback_classes()))   # the classes of the version answering now
+
+def _probe_routes(app, srv: Serving):
+    "`/health` and `/ready`/`/ping` (open, saying nothing about the model), `/metadata` and `/metrics` (behind the key)."
+    from fastapi.responses import JSONResponse, Response
     @app.get('/health', summary="Liveness: the process answers")
     async def health(): return {'status': 'ok'}
 
-    @app.get('/ready', summary="Readiness: the model is loaded (503 until then)")
+    @app.get('/ready', summary="Readiness: the model is loaded (503 until then); who answers is in /metadata")
     async def ready():
-        if state['current'] is None:
-            return JSONResponse({'ready': False, 'error': "the model failed to load; see the server log" if state['error'] else None}, status_code=503)
-        return {'ready': True, 'backend': state['current'].predictor.backend, 'model': state['current'].model}
+        if srv.slot is None: return JSONResponse({'ready': False}, status_code=503)
+        return {'ready': True}
 
     @app.get('/ping', summary="SageMaker's health check: 200 once the model is loaded")
     async def ping(): return await ready()
 
-    @app.get('/metadata', summary="Model, version, classes, preprocessing and limits")
+    @app.get('/metadata', summary="Model, version, classes, preprocessing, limits and reload status")
     async def metadata():
-        slot = current()
-        return dict(slot.info(limits), drift=slot.monitor.scores(), has_drift_reference=slot.monitor.reference is not None,
-                    reload=dict(reference=str(model_ref), interval_s=limits.reload_interval_s) if is_moving_reference(model_ref) else None)
+        slot = srv.current()
+        return dict(slot.info(), ready=srv.slot is not None, drift=slot.monitor.scores(), has_drift_reference=slot.monitor.reference is not None,
+                    reload=srv.reload_info())
 
     @app.get('/metrics', summary="Prometheus metrics")
     async def prom():
         from prometheus_client import CONTENT_TYPE_LATEST
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(srv.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    demo_path = '/demo' if demo else None
-    if demo:   # the demo shows the version loaded at start (its heat maps need that version's PyTorch weights)
-        app = mount_demo(app, first.model_dir, meta, limits, lambda: first.predictor, top_k, path=demo_path)
+# %% ../nbs/11c_serve.ipynb #0729dd4f
+DEMO_BUILDERS = Choices('demo', 'model.json modality')   # modality → build(serving, upload_root) -> gr.Blocks; registered by the demo chapters
 
-    def limit_for(path: str) -> int:
-        if path == '/predict/batch': return limits.max_batch_bytes
-        if path in ('/predict', '/invocations') or (demo_path and path.startswith(demo_path) and path.endswith('/upload')): return limits.max_upload_bytes + MULTIPART_OVERHEAD
-        return 2**20   # JSON (the demo's calls) and GETs
-    app.add_middleware(RequestGuard, limit_for=limit_for, api_key=api_key, body_timeout_s=limits.body_timeout_s, demo_path=demo_path,
-                       allowed_types=limits.allowed_types, on_reject=lambda status: metrics.rejected.labels(_REASONS.get(status, str(status))).inc())
+class DemoFolder:
+    """The demo's own upload folder (a fresh temp folder: Gradio's default is shared by every Gradio app on the host): uploads
+    older than `max_age_s` are deleted, the folder holds at most `max_bytes`, and it is removed when the server stops."""
+    def __init__(self, max_age_s: float, max_bytes: int):
+        import tempfile
+        self.max_age_s, self.max_bytes = max_age_s, max_bytes
+        self.path = Path(tempfile.mkdtemp(prefix='medtrain-demo-', dir=os.environ.get('GRADIO_TEMP_DIR'))).resolve()
+    def files(self) -> list[Path]: return [p for p in self.path.rglob('*') if p.is_file() and not p.is_symlink()]
+    def size(self) -> int: return sum(p.stat().st_size for p in self.files())
+    def quota_problem(self, incoming: int) -> str | None:
+        if self.size() + incoming > self.max_bytes: return f"the demo's upload space ({self.max_bytes:,} bytes) is full; retry in a few minutes"
+    def sweep(self):
+        "Delete uploads past their age, and the folders they leave empty (everything here is this server's)."
+        cutoff = time.time() - self.max_age_s
+        for p in self.files():
+            try:
+                if p.stat().st_mtime < cutoff: p.unlink()
+            except FileNotFoundError: pass
+        for d in sorted((d for d in self.path.rglob('*') if d.is_dir()), key=lambda d: -len(d.parts)):
+            try: d.rmdir()
+            except OSError: pass
+    def close(self):
+        import shutil; shutil.rmtree(self.path, ignore_errors=True)
+
+def mount_demo(app, srv: Serving, folder: DemoFolder, path: str = '/demo'):
+    """Mount the demo of the model's modality (`DEMO_BUILDERS`) at `path`, confined: Gradio's "was this file uploaded here?"
+    check on (`has_launched`), uploads only into `folder`, its size and age limits, errors without details."""
+    import gradio as gr
+    os.environ['GRADIO_TEMP_DIR'] = str(folder.path)   # where Gradio's /upload writes and the only place its file check accepts
+    blocks = DEMO_BUILDERS.get(srv.first.adapter.modality)(srv, folder.path)
+    blocks.has_launched = True   # a mounted app is never launched; without this Gradio skips its "was this file uploaded?" check
+    return gr.mount_gradio_app(app, blocks, path=path, ssr_mode=False, max_file_size=srv.limits.max_upload_bytes, footer_links=['api'], show_error=False)
+
+def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeConfig | None = None, top_k: int = 3,
+               demo: bool | None = None, warm: bool = True, api_key: str | None = None, threads: int | None = None, load_first: bool = False):
+    """The FastAPI app serving `model_ref` (folder or registry reference, any modality with a `ServeAdapter`) under the
+    `ServeConfig` `limits`; the model loads in the background (see `/ready`). A moving reference (`NAME@production`) is
+    re-read every `limits.reload_interval_s` and a new version the server can answer with swapped in without a restart.
+    The demo is mounted when `demo` is on and its modality's builder is registered (`import medtrain.demo` for images).
+    `load_first`: load the model before the app starts answering (a `--workers` process takes no connection until it can answer)."""
+    from contextlib import asynccontextmanager
+    import anyio
+    from fastapi import FastAPI
+    limits = limits or ServeConfig()
+    api_key = api_key or read_api_key(limits)
+    srv = Serving(model_ref, backend, registry, limits, top_k, threads, warm)
+    adapter = srv.first.adapter
+    srv.has_demo = (limits.demo if demo is None else demo) and adapter.modality in DEMO_BUILDERS
+    folder = DemoFolder(limits.demo_cache_s, limits.demo_max_bytes) if srv.has_demo else None
+
+    @asynccontextmanager
+    async def lifespan(app):
+        app.state.decodes = anyio.CapacityLimiter(limits.max_concurrent_decodes or os.cpu_count() or 2)
+        if load_first: await anyio.to_thread.run_sync(srv.load)
+        else: threading.Thread(target=srv.load, daemon=True, name='medtrain-model-load').start()
+        if folder is not None:
+            def sweep():
+                while not srv.stop.wait(max(1.0, folder.max_age_s / 10)): folder.sweep()
+            threading.Thread(target=sweep, daemon=True, name='medtrain-demo-sweep').start()
+        try: yield
+        finally:
+            srv.stop.set()
+            if folder is not None: folder.close()
+
+    docs = dict(docs_url='/docs', redoc_url='/redoc', openapi_url='/openapi.json') if limits.docs else dict(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title='medtrain', version=medtrain.__version__, lifespan=lifespan, description=adapter.describe(), **docs)
+    app.state.medtrain = srv   # what later chapters, notebooks and tests read: the version answering now (`srv.current()`), metrics, limits
+    _error_handlers(app, srv); _answering_routes(app, srv); _probe_routes(app, srv)
+    demo_path = '/demo' if srv.has_demo else None
+    if demo_path: app = mount_demo(app, srv, folder, demo_path)
+    app.add_middleware(RequestGuard, limit_for=adapter.request_limit, api_key=api_key, body_timeout_s=limits.body_timeout_s, demo_path=demo_path,
+                       check_upload=adapter.check_upload if adapter.body == 'file' else None, demo_quota=folder and folder.quota_problem,
+                       max_in_flight=limits.limit_concurrency,
+                       on_reject=lambda status: srv.metrics.rejected.labels(_REASONS.get(status, str(status))).inc())
     if limits.cors_origins:   # outside the guard: a browser's preflight carries no API key
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=list(limits.cors_origins), allow_methods=['GET', 'POST'],
@@ -547,38 +753,40 @@ def worker_app():
     "The app of one `--workers` process, from the settings its parent put in `$MEDTRAIN_SERVE_WORKER` (uvicorn's app factory)."
     import importlib
     s = json.loads(os.environ[WORKER_SETTINGS_ENV])
-    mount_demo = None
-    if s['mount_demo']:   # an import path, not an import: serving stays below the demo chapter
-        module, name = s['mount_demo'].split(':'); mount_demo = getattr(importlib.import_module(module), name)
+    for module in s['demo_modules']: importlib.import_module(module)   # registers the demos the parent had (serving does not import them)
     limits = ServeConfig(**s['limits'])
-    return create_app(s['model_ref'], s['backend'], s['registry'], limits, demo=s['demo'], mount_demo=mount_demo, threads=_threads_per_worker(limits),
-                      load_first=True)
+    return create_app(s['model_ref'], s['backend'], s['registry'], limits, demo=s['demo'], threads=_threads_per_worker(limits), load_first=True)
 
 @functools.cache
-def _worker_protocol(timeout_s: float): return header_timeout_protocol(timeout_s)
+def _worker_protocol(timeout_s: float, max_per_client: int): return header_timeout_protocol(timeout_s, max_per_client)
 
 def worker_http_protocol(*args, **kw):
     "uvicorn's `http` for `--workers` processes (an importable name: the config crosses a process boundary)."
-    return _worker_protocol(json.loads(os.environ[WORKER_SETTINGS_ENV])['limits']['header_timeout_s'])(*args, **kw)
+    limits = json.loads(os.environ[WORKER_SETTINGS_ENV])['limits']
+    return _worker_protocol(limits['header_timeout_s'], limits['max_connections_per_client'])(*args, **kw)
 
 def serve(model_ref, host: str = '127.0.0.1', port: int = 8000, backend: str = 'onnx', registry=None,
-          limits: ServeConfig | None = None, demo: bool | None = None, log_level: str = 'info', mount_demo=None):
+          limits: ServeConfig | None = None, demo: bool | None = None, log_level: str = 'info'):
     """Run `create_app` under uvicorn with `limits`' connection limits and timeouts: one process, or `limits.workers` processes
-    (uvicorn's supervisor; one model each) sharing the port and, through prometheus_client's multiprocess mode, `/metrics`."""
+    (uvicorn's supervisor; one model each) sharing the port and, through prometheus_client's multiprocess mode, `/metrics`.
+    Any modality: the model's sidecar picks its `ServeAdapter`."""
     import uvicorn, shutil, tempfile
     limits = limits or ServeConfig()
     api_key = read_api_key(limits)
-    demo = (limits.demo if demo is None else demo) and mount_demo is not None
-    common = dict(host=host, port=port, log_level=log_level, limit_concurrency=limits.limit_concurrency, timeout_keep_alive=limits.timeout_keep_alive_s)
-    print(f"serving {model_ref} on http://{host}:{port}  (" + ', '.join(['docs /docs'] * limits.docs + ['demo /demo'] * demo + ['metrics /metrics'])
+    demo = limits.demo if demo is None else demo
+    # uvicorn's own limit_concurrency counts half-open connections and answers /health 503 with them: the guard counts requests instead
+    common = dict(host=host, port=port, log_level=log_level, timeout_keep_alive=limits.timeout_keep_alive_s)
+    model_dir = resolve_model(model_ref, registry)   # a bad reference fails here, once, before any worker starts
+    modality = adapter_for(read_meta(model_dir)).modality
+    demo = demo and modality in DEMO_BUILDERS
+    print(f"serving {modality} model {model_ref} on http://{host}:{port}  (" + ', '.join(['docs /docs'] * limits.docs + ['demo /demo'] * demo + ['metrics /metrics'])
           + ('; API key required except on /health, /ready, /ping' if api_key else '; no API key: anyone who reaches this port can use it') + ')'
           + f"; {limits.workers} worker process{'es' * (limits.workers > 1)}, micro-batches of up to {limits.max_batch}"
           + (f"; re-reading {model_ref} every {limits.reload_interval_s:g} s" if is_moving_reference(model_ref) and limits.reload_interval_s else ''), flush=True)
     if limits.workers == 1:
-        app = create_app(model_ref, backend, registry, limits, demo=demo, api_key=api_key, mount_demo=mount_demo, threads=_threads_per_worker(limits))
-        return uvicorn.Server(uvicorn.Config(app, http=header_timeout_protocol(limits.header_timeout_s), **common)).run()
-    model_dir = resolve_model(model_ref, registry)   # a bad reference fails here, once, before any worker starts
-    if backend == 'onnx' and not (model_dir/ONNX_FILE).exists():   # export once here, not in every worker at the same time
+        app = create_app(model_ref, backend, registry, limits, demo=demo, api_key=api_key, threads=_threads_per_worker(limits))
+        return uvicorn.Server(uvicorn.Config(app, http=header_timeout_protocol(limits.header_timeout_s, limits.max_connections_per_client), **common)).run()
+    if modality == 'image' and backend == 'onnx' and not (model_dir/ONNX_FILE).exists():   # export once here, not in every worker at the same time
         onnx_folder(model_dir, limits.onnx_cache_dir, model_hash(model_dir))
     own_dir = None
     if not os.environ.get(MULTIPROC_ENV):   # each worker writes its metrics here; /metrics in any worker adds them up
@@ -586,9 +794,8 @@ def serve(model_ref, host: str = '127.0.0.1', port: int = 8000, backend: str = '
     os.environ[WORKER_SETTINGS_ENV] = json.dumps(dict(
         model_ref=str(model_ref), backend=backend, registry=None if registry is None else str(registry), demo=demo,
         limits=json.loads(limits.model_dump_json()),
-        mount_demo=mount_demo and f'{mount_demo.__module__}:{mount_demo.__qualname__}'))
+        demo_modules=sorted({getattr(b, '__module__', '') for _, b in DEMO_BUILDERS.items()} - {''})))
     try:
         uvicorn.run('medtrain.serve:worker_app', factory=True, workers=limits.workers, http='medtrain.serve:worker_http_protocol', **common)
     finally:
         if own_dir: shutil.rmtree(own_dir, ignore_errors=True)
-

@@ -37,8 +37,8 @@ PROBE = textwrap.dedent('''
     from medtrain.cli import build_parser          # the console script's parser, as the container runs it
     from medtrain.config import ServeConfig
     args = build_parser().parse_args(['serve', '--model-path', sys.argv[1], '--reload-interval-s', '0'])
-    from medtrain.cli_serve import demo_mounter
-    assert demo_mounter(ServeConfig()) is None     # no Gradio in the image: no demo, and a note instead of a crash
+    from medtrain.cli_serve import demo_available
+    assert demo_available(ServeConfig()) is False  # no Gradio in the image: no demo, and a note instead of a crash
     from PIL import Image
     from starlette.testclient import TestClient
     from medtrain.serve import create_app

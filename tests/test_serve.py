@@ -304,9 +304,10 @@ def test_api_key_docs_demo_cors(locked_server, server):
     assert 'access-control-allow-origin' not in httpx.get(server['url'] + '/health', headers={'Origin': 'https://evil.example'}).headers
 
 def test_limit_concurrency(locked_server):
-    "Three connections holding requests open: the fourth request gets 503 at once, and the server recovers."
+    "Three requests held open: the fourth request gets 503 at once, the health probes still answer, and the server recovers."
     url = locked_server['url']
     host, port = url.split('//')[1].split(':')
+    key = {'Authorization': 'Bearer s3cret-key'}
     held = []
     try:
         for _ in range(3):
@@ -314,8 +315,30 @@ def test_limit_concurrency(locked_server):
             s.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-key\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 5000\r\n\r\n')
             held.append(s)
         time.sleep(0.5)
-        assert httpx.get(url + '/health', timeout=10).status_code == 503
+        r = httpx.get(url + '/metadata', headers=key, timeout=10)
+        assert r.status_code == 503 and 'busy' in r.json()['detail'], r.text
+        assert httpx.get(url + '/health', timeout=10).status_code == 200 and httpx.get(url + '/ready', timeout=10).status_code == 200
     finally:
         for s in held: s.close()
     deadline = time.time() + 10
-    while httpx.get(url + '/health', timeout=10).status_code != 200: assert time.time() < deadline; time.sleep(0.2)
+    while httpx.get(url + '/metadata', headers=key, timeout=10).status_code != 200: assert time.time() < deadline; time.sleep(0.2)
+
+def test_half_open_connections_from_one_client_cannot_starve_the_probes(server):
+    "70 connections from one address that never finish their headers: beyond max_connections_per_client they are closed, /health answers 200."
+    host, port = server['url'].split('//')[1].split(':')
+    held, closed = [], 0
+    try:
+        for _ in range(70):
+            s = socket.socket(); s.bind(('127.0.0.2', 0)); s.settimeout(10)   # another loopback address: the attacker is not the prober
+            s.connect((host, int(port))); s.sendall(b'GET /metadata HTTP/1.1\r\nHost: x\r\n')   # half a request
+            held.append(s)
+        time.sleep(0.5)
+        for _ in range(5): assert httpx.get(server['url'] + '/health', timeout=5).status_code == 200
+        for s in held:
+            s.settimeout(0.5)
+            try: closed += s.recv(1) == b''
+            except (socket.timeout, OSError): pass
+        from medtrain.config import ServeConfig
+        assert closed >= 70 - ServeConfig().max_connections_per_client, closed   # the surplus was closed at once
+    finally:
+        for s in held: s.close()
