@@ -152,7 +152,7 @@ def build_demo(srv, upload_root):
     import gradio as gr
     classify, meta, top_k = make_classify(srv, upload_root), srv.first.meta, srv.top_k
     with gr.Blocks(title='medtrain demo') as blocks:
-        gr.Markdown(f"## medtrain — {meta['arch']}\nUpload a PNG, JPEG, TIFF or DICOM image. The model answers with its class "
+        gr.Markdown(f"## medtrain — {srv.first.adapter.arch()}\nUpload a PNG, JPEG, TIFF or DICOM image. The model answers with its class "
                     f"probabilities; the heat map (Grad-CAM, or input-gradient saliency for models without a feature map) shows which "
                     f"regions drove the top class. *Research use only.*")
         with gr.Row():

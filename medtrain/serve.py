@@ -345,6 +345,7 @@ class ServeAdapter:
     json_field, json_batch_field, unit = 'text', 'texts', 'file'
     def __init__(self, meta: dict, limits: ServeConfig): self.meta, self.limits = meta, limits
     def backend_for(self, requested: str) -> str: return requested
+    def arch(self) -> str: return self.meta['arch']   # as answers and pages name it (never a server path)
     def load_predictor(self, model_dir: Path, backend: str, digest: str, threads: int | None): raise NotImplementedError
     def warm_input(self): raise NotImplementedError
     def decode(self, raw, name: str): raise NotImplementedError
@@ -409,7 +410,7 @@ class ServedModel:
         self.adapter = adapter_for(self.meta)(self.meta, limits)
         self.backend = self.adapter.backend_for(backend)
         self.version = version and dict(name=version['name'], version=version['version'], stage=version['stage'])
-        self.model = dict(self.version or dict(name=_model_name(self.model_dir), version=None, stage=None), arch=self.meta['arch'], sha256=self.digest[:16])
+        self.model = dict(self.version or dict(name=_model_name(self.model_dir), version=None, stage=None), arch=self.adapter.arch(), sha256=self.digest[:16])
         self.monitor = self.adapter.drift_monitor(self.model_dir)
         self.predictor = self.batcher = None
         self.cache = {}   # what a demo keeps per version (the PyTorch model of its heat maps)
@@ -445,7 +446,7 @@ class ServedModel:
 
     def info(self) -> dict:
         "What `/metadata` says about this version (no server path)."
-        return dict(model=self.model, version=self.version, modality=self.adapter.modality, arch=self.meta['arch'], **self.adapter.info(),
+        return dict(model=self.model, version=self.version, modality=self.adapter.modality, arch=self.adapter.arch(), **self.adapter.info(),
                     data_version=self.meta.get('data_version'), backend=self.backend,
                     batching=dict(max_batch=self.limits.max_batch, max_wait_ms=self.limits.max_wait_ms))
 

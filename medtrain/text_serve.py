@@ -107,6 +107,11 @@ class TextAdapter(ServeAdapter):
     "Text models (AWD-LSTM, n-gram bag, `hf:` encoders): JSON texts in, class probabilities out, with PyTorch."
     modality, body, json_field, json_batch_field, unit = 'text', 'json', 'text', 'texts', 'text'
     def backend_for(self, requested): return 'torch'   # no ONNX export of text models (yet): `--backend` applies to image models
+    def arch(self) -> str:
+        "`hf:` + the encoder's folder name when it was trained from a local folder (its path stays on the server), else the arch as written."
+        arch = self.meta['arch']
+        src = arch[len('hf:'):] if arch.startswith('hf:') else None
+        return f"hf:{Path(src).name}" if src and (Path(src).is_absolute() or src.startswith(('.', '~')) or Path(src).exists()) else arch
     def load_predictor(self, model_dir, backend, digest, threads): return load_text_model(model_dir)
     def warm_input(self): return 'warm up'
     def collate(self, xs): return list(xs)
@@ -115,7 +120,7 @@ class TextAdapter(ServeAdapter):
         if len(raw) > self.limits.max_text_chars:
             raise UploadError(f"{name}: {len(raw):,} characters is over the limit of {self.limits.max_text_chars:,}", 413)
         return raw
-    def describe(self): return f"Text classifier {self.meta['arch']} ({', '.join(self.meta['classes'])}). POST JSON {{\"text\": \"...\"}}."
+    def describe(self): return f"Text classifier {self.arch()} ({', '.join(self.meta['classes'])}). POST JSON {{\"text\": \"...\"}}."
     def info(self) -> dict:
         return dict(classes=self.meta['classes'], text_normalize=self.meta.get('text_normalize'),
                     limits=dict(max_text_chars=self.limits.max_text_chars, max_batch_texts=self.limits.max_batch_files, max_batch_bytes=self.limits.max_batch_bytes))
@@ -133,7 +138,7 @@ def build_text_demo(srv, upload_root=None):
         return res['probabilities'], f"answered by **{slot.who()}**"
     meta = srv.first.meta
     with gr.Blocks(title='medtrain text demo') as blocks:
-        gr.Markdown(f"## medtrain — {meta['arch']}\nType a text; the model answers with its class probabilities "
+        gr.Markdown(f"## medtrain — {srv.first.adapter.arch()}\nType a text; the model answers with its class probabilities "
                     f"({', '.join(meta['classes'])}). *Research use only.*")
         with gr.Row():
             box = gr.Textbox(label='text', lines=4, max_length=srv.limits.max_text_chars, elem_id='text')
