@@ -453,11 +453,11 @@ class ServedModel:
 def serving_problem(new: ServedModel, limits: ServeConfig, first: ServedModel | None = None, has_demo: bool = False) -> str | None:
     """Why this server cannot answer with `new`: a setting its answers do not support, or — on a hot reload — a modality or
     task layout other than the one the routes and the demo were built for. One check, at start-up and on every reload."""
-    if limits.feedback_db and new.adapter.feedback_classes() is None:
-        return "serve.feedback_db: feedback records one true class per answer; not supported for a multi-task model yet"
     if first is not None and new.adapter.shape() != first.adapter.shape():
         return (f"it is a {new.adapter.modality} model with outputs {new.adapter.shape()[1]!r}; this server was started for a "
                 f"{first.adapter.modality} model with outputs {first.adapter.shape()[1]!r} (its routes{' and demo' * has_demo} expect those): restart the server to change")
+    if limits.feedback_db and new.adapter.feedback_classes() is None:
+        return "serve.feedback_db: feedback records one true class per answer; not supported for a multi-task model yet"
 
 # %% ../nbs/11c_serve.ipynb #a9b1ac94
 class Serving:
