@@ -133,6 +133,12 @@ def test_every_route_but_the_probes_needs_the_key(served):
     assert client.get('/ready').json() == {'ready': True} and client.get('/ping').json() == {'ready': True}   # probes name nothing
     assert _ask(client, served['kind'], headers=AUTH).status_code == 200
     assert _ask(client, served['kind'], headers={'X-API-Key': 'wrong'}).status_code == 401
+    # no CORS unless cors_origins names the origin (Gradio's own middleware would allow any localhost origin, with credentials)
+    for path in ('/demo/config', '/metadata'):
+        r = client.get(path, headers={**AUTH, 'Origin': 'http://localhost:3000'})
+        assert r.status_code == 200 and not any(h.startswith('access-control-') for h in r.headers), (path, dict(r.headers))
+    pre = client.options('/demo/gradio_api/upload', headers={**AUTH, 'Origin': 'http://localhost:3000', 'Access-Control-Request-Method': 'POST'})
+    assert 'access-control-allow-origin' not in pre.headers, dict(pre.headers)
 
 def test_oversize_requests_get_413_early(served):
     client, kind = served['client'], served['kind']
@@ -186,6 +192,11 @@ def test_reload_refuses_an_incompatible_version_and_follows_a_compatible_one(ser
     assert meta['model']['version'] == 1 and meta['model']['stage'] != 'production', meta['model']   # v1 was archived by the promotion: said so
     assert meta['reload']['refused']['version'] == 2 and 'restart the server' in meta['reload']['refused']['reason'], meta['reload']
     assert client.get('/ready').status_code == 200 and _ask(client, kind, headers=AUTH).json()['model']['version'] == 1
+    retry_at = {}   # a refused version is tried again later, not at every poll and not never
+    srv.reload_once(retry_at); srv.reload_once(retry_at)
+    assert srv.reload_error['attempts'] == 1
+    retry_at[2] = 0; srv.reload_once(retry_at)
+    assert srv.reload_error['attempts'] == 2
     reg.promote('m', 3); srv.reload_once({})
     assert _ask(client, kind, headers=AUTH).json()['model']['version'] == 3
     meta = client.get('/metadata', headers=AUTH).json()
