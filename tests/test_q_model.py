@@ -54,3 +54,22 @@ def test_both_readers_agree_on_a_legitimate_folder_of_each_format(model_dir, tmp
     assert bundle.read_meta(model_dir) == models.read_meta(model_dir)
     old = _edit(model_dir, tmp_path, lambda m: {k: v for k, v in m.items() if k not in ('format', 'decision')})   # medtrain-model/1
     assert bundle.read_meta(old) == models.read_meta(old) and models.read_meta(old)['head'] == 'fastai'
+
+# --- 2. registry names: one rule, one sentence ----------------------------------------------------------------------
+
+LONG = 'n' * 300
+
+@pytest.mark.parametrize('args', [('register', '{model}', '--name', LONG, '--no-reference'), ('promote', LONG, '1'),
+                                  ('rollback', LONG), ('list', LONG), ('show', f'{LONG}@production')], ids=lambda a: a[0])
+def test_a_300_character_registry_name_is_one_sentence(model_dir, tmp_path, cli_inproc, args):
+    args = [a.format(model=model_dir) for a in args]
+    r = cli_inproc('registry', *args, '--registry', tmp_path/'reg')
+    assert r.returncode == 2 and "(300 characters): use letters, digits, '_', '.', '-' (1–64 characters" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not list((tmp_path/'reg').glob('n*')), r.stderr
+
+def test_a_long_reference_where_a_model_path_goes_is_one_sentence(model_dir, tmp_path, cli_inproc, monkeypatch):
+    monkeypatch.setenv('MEDTRAIN_REGISTRY', str(tmp_path/'reg'))
+    from medtrain.registry import resolve_model, RegistryError
+    with pytest.raises(RegistryError, match=r'\(300 characters\)'): resolve_model(f'{LONG}@production')
+    r = cli_inproc('predict', '--model', LONG, '--input', tmp_path, '--output', tmp_path/'o.csv', '--backend', 'torch', '-q')
+    assert r.returncode != 0 and 'no such model folder' in r.stderr, r.stderr
