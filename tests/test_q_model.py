@@ -73,3 +73,17 @@ def test_a_long_reference_where_a_model_path_goes_is_one_sentence(model_dir, tmp
     with pytest.raises(RegistryError, match=r'\(300 characters\)'): resolve_model(f'{LONG}@production')
     r = cli_inproc('predict', '--model', LONG, '--input', tmp_path, '--output', tmp_path/'o.csv', '--backend', 'torch', '-q')
     assert r.returncode != 0 and 'no such model folder' in r.stderr, r.stderr
+
+# --- 3. DICOM pixel bomb: the count comes from headers, before anything is decoded ------------------------------------
+
+def test_a_small_declared_dicom_carrying_a_large_jpeg_counts_the_jpeg():
+    import io, pydicom
+    from PIL import Image
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import encapsulate
+    from medtrain.images import image_pixels
+    ds = pydicom.dcmread(get_testdata_file('SC_rgb_jpeg_dcmtk.dcm'))
+    jpg = io.BytesIO(); Image.new('L', (4000, 4000)).save(jpg, 'JPEG')
+    ds.Rows = ds.Columns = 10; ds.PixelData = encapsulate([jpg.getvalue()])
+    out = io.BytesIO(); ds.save_as(out)
+    assert image_pixels(out.getvalue()) == 4000 * 4000 and ds.Rows * ds.Columns == 100
