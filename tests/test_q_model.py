@@ -87,3 +87,26 @@ def test_a_small_declared_dicom_carrying_a_large_jpeg_counts_the_jpeg():
     ds.Rows = ds.Columns = 10; ds.PixelData = encapsulate([jpg.getvalue()])
     out = io.BytesIO(); ds.save_as(out)
     assert image_pixels(out.getvalue()) == 4000 * 4000 and ds.Rows * ds.Columns == 100
+
+# --- 4. feedback store: private file, bounded history -----------------------------------------------------------------
+
+def test_feedback_db_is_private_under_umask_022(tmp_path):
+    import os, stat
+    from medtrain.feedback import FeedbackStore
+    umask = os.umask(0o022)
+    try:
+        store = FeedbackStore(tmp_path/'fb.sqlite', retention_days=365)
+        store.record('mel', 0.9)
+    finally: os.umask(umask)
+    assert stat.S_IMODE((tmp_path/'fb.sqlite').stat().st_mode) == 0o600
+
+def test_feedback_older_than_the_retention_is_purged(tmp_path):
+    import time
+    from medtrain.feedback import FeedbackStore
+    store = FeedbackStore(tmp_path/'fb.sqlite', retention_days=7, purge_every_s=0)
+    with store._con() as con:
+        con.execute("INSERT INTO predictions VALUES (?, ?, 'derm', 1, 'mel', 0.9)", ('0' * 32, time.time() - 8 * 86400))
+        con.execute("INSERT INTO feedback VALUES (?, ?, 'nv')", ('0' * 32, time.time() - 8 * 86400))
+    pid = store.record('nv', 0.6)
+    store.add(pid, 'nv', ['mel', 'nv'])
+    assert store.table().id.tolist() == [pid]
