@@ -12,6 +12,7 @@ from PIL import Image
 
 from .config import MedtrainError, DataError, Choices, get_device
 from .registry import resolve_model, is_reference, SIDECAR, WEIGHTS
+from .sidecar import read_sidecar
 
 # %% auto #0
 __all__ = ['ONNX_FILE', 'TORCHSCRIPT_FILE', 'BACKENDS', 'read_meta', 'load_torch_model', 'is_multitask', 'preprocess',
@@ -23,12 +24,8 @@ __all__ = ['ONNX_FILE', 'TORCHSCRIPT_FILE', 'BACKENDS', 'read_meta', 'load_torch
 ONNX_FILE, TORCHSCRIPT_FILE = 'model.onnx', 'model.torchscript.pt'
 
 def read_meta(model_dir) -> dict:
-    "The sidecar (`model.json`) of a model folder: classes, input size, channels, normalisation, exports."
-    f = Path(model_dir)/SIDECAR
-    if not f.exists(): raise MedtrainError(f"--model-path {model_dir}: no {SIDECAR} here; expected a folder written by `medtrain train` (RUN_DIR/model)")
-    meta = json.loads(f.read_text())
-    if meta.get('format', 'medtrain-model/1') == 'medtrain-model/1': meta.setdefault('head', 'fastai')   # older folders: converted on read
-    return {'head': 'timm', 'decision': None, **meta}
+    "The sidecar (`model.json`) of a model folder: classes, input size, channels, normalisation, exports — checked, older formats converted (`medtrain.sidecar.read_sidecar`, the one reader)."
+    return read_sidecar(model_dir)
 
 def load_torch_model(model_dir, device='cpu'):
     "`(model, meta)`: the PyTorch model of a model folder (`medtrain.models.load_model`; a multi-task one: `medtrain.multitask.load_multitask_model`), in eval mode, on `device`."

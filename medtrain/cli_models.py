@@ -171,8 +171,9 @@ def _model_upgrade(args):
     from medtrain.registry import resolve_model
     from medtrain.models import read_meta, write_meta, SIDECAR
     d = resolve_model(args.model)
+    meta = read_meta(d)   # checked first: a broken sidecar is one sentence, and is never rewritten
     before = json.loads((d/SIDECAR).read_text()).get('format', 'medtrain-model/1')
-    meta = read_meta(d); write_meta(d, meta)
+    write_meta(d, meta)
     print(f"{d}: {before} → {meta['format']} (head {meta['head']}" + ("; not timm-loadable: fastai's head" if meta['head'] == 'fastai' else '') + ")")
 
 def add_model_commands(sub):

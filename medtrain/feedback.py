@@ -4,7 +4,7 @@
 
 # %% ../nbs/11bb_feedback.ipynb #68f9586b
 from __future__ import annotations
-import json, re, sqlite3, threading, time, uuid
+import json, os, re, sqlite3, threading, time, uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,22 +24,54 @@ class FeedbackError(MedtrainError):
     "Feedback that cannot be stored: an unknown prediction id, a label that is not a class of the model."
     def __init__(self, message: str, status: int = 422): super().__init__(message); self.status = status
 
+def _private_file(path: Path):
+    "Create `path` readable by its owner only (0600, whatever the umask) before SQLite opens it; tighten an existing one."
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    try: os.chmod(path, 0o600)
+    except PermissionError: pass   # another user's file: SQLite then fails or reads it under that user's rules
+
 class FeedbackStore:
-    "Predictions the server made and the true labels reported later for them (SQLite, server-side; no image, no file name)."
-    def __init__(self, path):
+    """Predictions the server made and the true labels reported later for them (SQLite, server-side; no image, no file name).
+    The file is private to its owner (0600; SQLite gives its journal the same mode). `retention_days`: predictions and
+    feedback older than this are deleted when the store opens and, while recording, at most every `purge_every_s`
+    seconds (the server passes `ServeConfig.feedback_days`); None keeps everything (a report reading the store deletes nothing)."""
+    def __init__(self, path, retention_days: float | None = None, purge_every_s: float = 600):
         self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        if retention_days is not None and not retention_days > 0: raise ConfigError(f"feedback_days: must be > 0, got {retention_days}")
+        self.retention_days, self.purge_every_s = retention_days, purge_every_s
+        self._lock, self._purged_at = threading.Lock(), float('-inf')
+        _private_file(self.path)
         with self._con() as con:
             con.execute("CREATE TABLE IF NOT EXISTS predictions (id TEXT PRIMARY KEY, time REAL, model TEXT, version INTEGER, predicted TEXT, confidence REAL)")
             con.execute("CREATE TABLE IF NOT EXISTS feedback (id TEXT PRIMARY KEY, time REAL, label TEXT)")
+            con.execute("CREATE INDEX IF NOT EXISTS predictions_time ON predictions (time)")   # the purge reads by time
+            con.execute("CREATE INDEX IF NOT EXISTS feedback_time ON feedback (time)")
+        with self._lock, self._con() as con: self._purge(con)
 
     def _con(self) -> sqlite3.Connection: return sqlite3.connect(self.path, timeout=30)
 
+    def _purge(self, con, now: float | None = None) -> int:
+        "Delete predictions and feedback older than `retention_days` (a prediction's feedback goes with it); returns the rows deleted."
+        now = time.time() if now is None else now
+        self._purged_at = now
+        if self.retention_days is None: return 0
+        cutoff = now - self.retention_days * 86400
+        n = con.execute("DELETE FROM feedback WHERE time < ? OR id IN (SELECT id FROM predictions WHERE time < ?)", (cutoff, cutoff)).rowcount
+        return n + con.execute("DELETE FROM predictions WHERE time < ?", (cutoff,)).rowcount
+
+    def _purge_due(self, con, now: float):
+        if now - self._purged_at >= self.purge_every_s: self._purge(con, now)
+
+    def purge(self) -> int:
+        "Apply the retention now; returns the rows deleted."
+        with self._lock, self._con() as con: return self._purge(con)
+
     def record(self, predicted: str, confidence: float, model: str = '', version: int | None = None) -> str:
         "Store one prediction; returns its new id (for `/predict`'s answer)."
-        pid = uuid.uuid4().hex
+        pid, now = uuid.uuid4().hex, time.time()
         with self._lock, self._con() as con:
-            con.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", (pid, time.time(), model, version, predicted, float(confidence)))
+            con.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", (pid, now, model, version, predicted, float(confidence)))
+            self._purge_due(con, now)
         return pid
 
     def add(self, prediction_id: str, label: str, classes) -> dict:
@@ -49,7 +81,9 @@ class FeedbackStore:
         with self._lock, self._con() as con:
             row = con.execute("SELECT predicted FROM predictions WHERE id=?", (prediction_id,)).fetchone()
             if row is None: raise FeedbackError(f"prediction_id {prediction_id}: no such prediction", 404)
-            con.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?)", (prediction_id, time.time(), label))
+            now = time.time()
+            con.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?)", (prediction_id, now, label))
+            self._purge_due(con, now)
         return dict(prediction_id=prediction_id, label=label, predicted=row[0], correct=row[0] == label)
 
     def table(self) -> pd.DataFrame:

@@ -14,8 +14,8 @@ from fastcore.all import store_attr
 from .config import DataError
 
 # %% auto #0
-__all__ = ['is_url', 'is_tar_member', 'read_bytes', 'file_stamp', 'is_dicom', 'is_blank', 'to_model_mode', 'open_image',
-           'ImageReader', 'dicom_to_pil', 'write_dicom']
+__all__ = ['MAX_INFLATED_BYTES', 'is_url', 'is_tar_member', 'read_bytes', 'file_stamp', 'is_dicom', 'is_blank', 'to_model_mode',
+           'open_image', 'ImageReader', 'dicom_to_pil', 'write_dicom', 'image_pixels']
 
 # %% ../nbs/00a_images.ipynb #feabb353
 def is_url(path) -> bool:
@@ -185,3 +185,84 @@ def write_dicom(path, pixels: np.ndarray, slope: float = 1., intercept: float = 
     if window is not None: ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = pixels.astype(np.uint8 if rgb else np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
+
+# %% ../nbs/00a_images.ipynb #ef7211a0
+MAX_INFLATED_BYTES = 256 * 2**20   # a Deflated DICOM larger than this once inflated is refused (a deflate bomb inflates ~1000×)
+_SOF = {*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC} | {0xF7}   # JPEG start-of-frame markers (DHT, JPG, DAC excluded) + JPEG-LS SOF55
+_JP2_SIGNATURE = b'\x00\x00\x00\x0cjP  \r\n\x87\n'
+
+def _jpeg_pixels(b: bytes) -> int:
+    "Width × height from a JPEG / JPEG-LS codestream's SOF marker(s), up to its first EOI; nothing decoded."
+    i, n, best = 2, len(b), 0
+    while i < n:
+        if b[i] != 0xFF: raise ValueError("JPEG: marker expected")
+        while i < n and b[i] == 0xFF: i += 1       # fill bytes
+        if i >= n: break
+        m = b[i]; i += 1
+        if m == 0xD9: break                            # EOI: a decoder stops here
+        if m == 0x01 or 0xD0 <= m <= 0xD7: continue    # markers without a length
+        if i + 2 > n: raise ValueError("JPEG: truncated segment")
+        length = int.from_bytes(b[i:i + 2], 'big')
+        if length < 2 or i + length > n: raise ValueError("JPEG: bad segment length")
+        if m in _SOF:
+            if length < 7: raise ValueError("JPEG: short SOF")
+            h, w = int.from_bytes(b[i + 3:i + 5], 'big'), int.from_bytes(b[i + 5:i + 7], 'big')
+            if not (h and w): raise ValueError("JPEG: the size is not in the SOF header (DNL or JPEG-LS LSE)")
+            best = max(best, h * w)
+        i += length
+        if m == 0xDA:                                  # SOS: skip the entropy-coded data to the next marker
+            while True:
+                j = b.find(b'\xff', i)
+                if j < 0 or j + 1 >= n: i = n; break
+                nxt = b[j + 1]
+                if nxt == 0xFF: i = j + 1; continue
+                if nxt < 0x80 or 0xD0 <= nxt <= 0xD7: i = j + 2; continue   # stuffing (JPEG 00, JPEG-LS <0x80) or RSTn
+                i = j; break
+    if not best: raise ValueError("JPEG: no SOF marker")
+    return best
+
+def _j2k_pixels(b: bytes) -> int:
+    "Width × height from a JPEG 2000 codestream's SIZ marker (a JP2 file: its codestream's); nothing decoded."
+    if b[:len(_JP2_SIGNATURE)] == _JP2_SIGNATURE:
+        k = b.find(b'\xff\x4f\xff\x51')
+        if k < 0: raise ValueError("JP2: no codestream")
+        b = b[k:]
+    if b[:4] != b'\xff\x4f\xff\x51' or len(b) < 24: raise ValueError("JPEG 2000: no SIZ marker after SOC")
+    x, y, x0, y0 = (int.from_bytes(b[k:k + 4], 'big') for k in (8, 12, 16, 20))
+    if x <= x0 or y <= y0: raise ValueError("JPEG 2000: empty image area in SIZ")
+    return (x - x0) * (y - y0)
+
+def _frame_pixels(frame: bytes) -> int:
+    if frame[:2] == b'\xff\xd8': return _jpeg_pixels(frame)
+    if frame[:2] == b'\xff\x4f' or frame[:len(_JP2_SIGNATURE)] == _JP2_SIGNATURE: return _j2k_pixels(frame)
+    raise ValueError("compressed frame of an unknown codec (neither JPEG, JPEG-LS nor JPEG 2000)")
+
+def _dicom_pixels(data: bytes) -> int:
+    import zlib, pydicom
+    from pydicom.encaps import generate_frames
+    from pydicom.filereader import read_preamble, _read_file_meta_info   # the file meta alone: the transfer syntax before any inflating
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, RLELossless
+    fp = io.BytesIO(data)
+    read_preamble(fp, False)
+    if _read_file_meta_info(fp).get('TransferSyntaxUID') == DeflatedExplicitVRLittleEndian:
+        if len(zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[fp.tell():], MAX_INFLATED_BYTES + 1)) > MAX_INFLATED_BYTES:
+            raise ValueError(f"Deflated DICOM inflates past {MAX_INFLATED_BYTES} bytes")
+    ds = pydicom.dcmread(io.BytesIO(data))
+    frames = int(ds.get('NumberOfFrames') or 1)
+    if frames < 1: raise ValueError(f"NumberOfFrames {frames}")
+    declared = int(ds.get('Rows') or 0) * int(ds.get('Columns') or 0) * frames
+    ts = ds.file_meta.get('TransferSyntaxUID')
+    if 'PixelData' not in ds or ts is None or not ts.is_encapsulated or ts == RLELossless: return declared   # native or RLE: never more than declared
+    ext = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths) if 'ExtendedOffsetTable' in ds and 'ExtendedOffsetTableLengths' in ds else None
+    return max(declared, sum(_frame_pixels(f) for f in generate_frames(ds.PixelData, number_of_frames=frames, extended_offsets=ext)))
+
+def image_pixels(data: bytes, name=None) -> int:
+    """The number of pixels the image or DICOM file `data` (its bytes; `name`: its file name, for DICOM without a preamble)
+    decodes to, from headers only: PIL's header size; for DICOM the larger of Rows × Columns × NumberOfFrames and the sum
+    of its compressed frames' codec headers. `ValueError` when a header cannot be read. Nothing is decoded."""
+    try:
+        if is_dicom(data[:132], name): return _dicom_pixels(data)
+        with Image.open(io.BytesIO(data)) as im: return im.size[0] * im.size[1]
+    except Image.DecompressionBombError: return 2 * Image.MAX_IMAGE_PIXELS + 1   # PIL refuses to even open it: at least this many
+    except ValueError as e: raise ValueError(f"cannot read the image header: {e}") from None
+    except Exception as e: raise ValueError(f"cannot read the image header ({type(e).__name__}: {e})") from None

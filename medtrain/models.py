@@ -16,12 +16,13 @@ from timm.models import load_pretrained as timm_load_pretrained
 
 from .config import ConfigError, MedtrainError, Choices, MODEL_REFERENCES
 from .data import test_dl
+from .sidecar import FORMATS, read_sidecar, upgrade_sidecar
 
 # %% auto #0
 __all__ = ['HEADS', 'WEIGHTS', 'SIDECAR', 'TIMM_CONFIG', 'FORMAT', 'check_arch', 'timm_head', 'fastai_head', 'timm_body',
-           'model_splitter', 'build_model', 'MedCNN', 'medcnn_small', 'timm_config', 'save_model', 'upgrade_meta',
-           'write_meta', 'read_meta', 'load_model', 'pretrained_source', 'pretrained_stats', 'load_pretrained',
-           'set_normalize', 'model_dl']
+           'model_splitter', 'build_model', 'MedCNN', 'medcnn_small', 'timm_config', 'save_model', 'write_meta',
+           'read_meta', 'load_model', 'pretrained_source', 'pretrained_stats', 'load_pretrained', 'set_normalize',
+           'model_dl']
 
 # %% ../nbs/03_models.ipynb #f037f94a
 def check_arch(arch: str) -> str:
@@ -103,7 +104,7 @@ def medcnn_small(pretrained=False, **kwargs):
 
 # %% ../nbs/03_models.ipynb #078e1cc3
 WEIGHTS, SIDECAR, TIMM_CONFIG = 'model.safetensors', 'model.json', 'config.json'
-FORMAT = 'medtrain-model/2'
+FORMAT = FORMATS[-1]
 
 def _atomic_write(path: Path, write):
     "Write through `PATH.tmp` and rename: a kill or a full disk never leaves half a file."
@@ -136,20 +137,13 @@ def save_model(model: nn.Module, path, meta: dict):
     elif (path/TIMM_CONFIG).exists(): (path/TIMM_CONFIG).unlink()   # a fastai-head model is not timm-loadable: no stale config
     _atomic_write(path/SIDECAR, lambda f: f.write_text(json.dumps(meta, indent=1, default=str)))
 
-def upgrade_meta(meta: dict) -> dict:
-    "A sidecar of any format as the current one: a `medtrain-model/1` folder is a fastai-head model without a decision."
-    if meta.get('format', 'medtrain-model/1') == 'medtrain-model/1': meta = dict(meta, head='fastai')
-    return {'head': 'timm', 'decision': None, **meta, 'format': FORMAT}
-
 def write_meta(path, meta: dict):
     "Replace the sidecar of model folder `path` (atomically), e.g. to store the `decision` evaluation chose."
-    _atomic_write(Path(path)/SIDECAR, lambda f: f.write_text(json.dumps(upgrade_meta(meta), indent=1, default=str)))
+    _atomic_write(Path(path)/SIDECAR, lambda f: f.write_text(json.dumps(upgrade_sidecar(meta), indent=1, default=str)))
 
 def read_meta(path) -> dict:
-    "The sidecar of a saved model folder (older formats converted on read)."
-    f = Path(path)/SIDECAR
-    if not f.exists(): raise MedtrainError(f"--model-path {path}: no {SIDECAR} here; expected a folder written by `medtrain train` (RUN_DIR/model)")
-    return upgrade_meta(json.loads(f.read_text()))
+    "The sidecar of a saved model folder, checked and with older formats converted (`medtrain.sidecar.read_sidecar`, the one reader)."
+    return read_sidecar(path)
 
 def load_model(path, device='cpu') -> tuple[nn.Module, dict]:
     "Rebuild the model saved in folder `path` (any format); returns `(model in eval mode, meta)`."
@@ -203,7 +197,7 @@ def pretrained_source(source, arch: str) -> dict:
     if f.suffix != '.safetensors': raise ConfigError(f"model.pretrained: {f} is not a .safetensors file (pickled weights are not loaded)")
     if f.name == WEIGHTS and (f.parent/TIMM_CONFIG).exists(): cfg = json.loads((f.parent/TIMM_CONFIG).read_text()).get('pretrained_cfg', {})
     elif f.name == WEIGHTS and (f.parent/SIDECAR).exists():   # a medtrain folder: its sidecar's normalisation
-        meta = json.loads((f.parent/SIDECAR).read_text()); cfg = dict(mean=meta.get('mean'), std=meta.get('std'))
+        meta = read_sidecar(f.parent); cfg = dict(mean=meta.get('mean'), std=meta.get('std'))
     else:
         default = timm.models.get_pretrained_cfg(arch)   # a bare file: timm's default config of the arch
         cfg = default.to_dict() if default else {}

@@ -9,13 +9,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import MedtrainError, ConfigError, MODEL_REFERENCES
+from .sidecar import read_sidecar
 
 # the file names of `medtrain.models`, repeated so that `medtrain registry …` answers without importing torch/timm
 SIDECAR, WEIGHTS = 'model.json', 'model.safetensors'
 
 # %% auto #0
-__all__ = ['SIDECAR', 'WEIGHTS', 'STAGES', 'EXCLUSIVE', 'INDEX', 'ENV_REGISTRY', 'STALE_INCOMING_S', 'RegistryError',
-           'default_registry', 'Registry', 'is_reference', 'resolve_model']
+__all__ = ['SIDECAR', 'WEIGHTS', 'STAGES', 'EXCLUSIVE', 'INDEX', 'ENV_REGISTRY', 'NAME_RULE', 'STALE_INCOMING_S', 'RegistryError',
+           'default_registry', 'Registry', 'check_name', 'is_reference', 'resolve_model']
 
 # %% ../nbs/09_registry.ipynb #c79257d3
 STAGES = ('experimental', 'staging', 'production', 'archived', 'rejected')   # rejected: a retrain candidate that failed its gate
@@ -59,6 +60,7 @@ class Registry:
         return con
 
     def _row(self, name, version) -> dict:
+        check_name(name)   # every lookup by name (get, promote, rollback) passes here
         with self._con() as con:
             r = con.execute("SELECT * FROM versions WHERE name=? AND version=?", (name, version)).fetchone()
         if r is None:
@@ -72,7 +74,19 @@ class Registry:
         with self._con() as con: return [r[0] for r in con.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
 
 # %% ../nbs/09_registry.ipynb #73e4b55a
-_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')   # always with fullmatch: `$` would accept a trailing newline
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,63}')   # always with fullmatch: `$` would accept a trailing newline
+NAME_RULE = "use letters, digits, '_', '.', '-' (1–64 characters, starting with a letter or digit; no '@' or '/')"
+
+def check_name(name, what: str = 'registry name') -> str:
+    "`name` if it is a registry name (`NAME_RULE`: it becomes a folder name, so it is short and plain); a `RegistryError` saying the rule otherwise."
+    if isinstance(name, str) and _NAME.fullmatch(name): return name
+    shown = repr(name[:40] + '…') if isinstance(name, str) and len(name) > 40 else repr(name)
+    raise RegistryError(f"{what} {shown}" + (f" ({len(name)} characters)" if isinstance(name, str) and len(name) > 64 else '') + f": {NAME_RULE}")
+
+def _exists(p) -> bool:
+    "`Path(p).exists()`, False for a path the system cannot even look up (too long a name)."
+    try: return Path(p).exists()
+    except (OSError, ValueError): return False
 _INCOMING = re.compile(r'\.incoming-[0-9a-f]{12}')      # the only folders `register` ever removes
 STALE_INCOMING_S = 3600   # an incoming folder without a lock file this old was left by a dead register
 
@@ -141,9 +155,9 @@ def _parent_of(self: Registry, meta: dict) -> str | None:
 @patch
 def register(self: Registry, run_dir, name: str, parent: str | None = None, description: str = '', reference: bool = True) -> dict:
     "Copy the model of `run_dir` into the registry as the next version of `name` (stage experimental); returns its row."
-    if not _NAME.fullmatch(name): raise RegistryError(f"--name {name!r}: use letters, digits, '_', '.', '-' (no '@' or '/')")
+    check_name(name, '--name')
     src = _model_dir(run_dir)
-    meta, info = json.loads((src/SIDECAR).read_text()), _run_info(src.parent if src.name == 'model' else src)
+    meta, info = read_sidecar(src), _run_info(src.parent if src.name == 'model' else src)
     run, metrics, config = info['run'], info['metrics'], info['config']
     if parent: self.resolve(parent)   # a typo in --parent fails before anything is written
     run_dir = src.parent if src.name == 'model' else None
@@ -199,11 +213,13 @@ def _set_stage(self: Registry, name: str, version: int, stage: str, action: str)
 @patch
 def promote(self: Registry, name: str, version: int, stage: str = 'production') -> dict:
     "Move `name` version `version` to `stage`; the version that held staging/production before is archived."
+    check_name(name)
     return self._set_stage(name, version, stage, 'promote')
 
 @patch
 def production_history(self: Registry, name: str) -> list[int]:
     "The versions a `rollback` walks back through, oldest first; the last one is in production now."
+    check_name(name)
     with self._con() as con:
         events = con.execute("SELECT version, action FROM events WHERE name=? AND to_stage='production' ORDER BY rowid", (name,)).fetchall()
     stack = []
@@ -215,6 +231,7 @@ def production_history(self: Registry, name: str) -> list[int]:
 @patch
 def rollback(self: Registry, name: str) -> dict:
     "Put the production version before the current one back (v3 → v2 → v1 on repeated calls); the current one is archived."
+    check_name(name)
     with self._con() as con:
         cur = con.execute("SELECT version FROM versions WHERE name=? AND stage='production'", (name,)).fetchone()
     if cur is None: raise RegistryError(f"{name}: no version is in production; nothing to roll back")
@@ -227,6 +244,7 @@ def rollback(self: Registry, name: str) -> dict:
 @patch
 def table(self: Registry, name: str | None = None):
     "Registered versions (all names, or one), newest first, with their headline metrics."
+    if name is not None: check_name(name)
     import pandas as pd
     with self._con() as con:
         df = pd.read_sql_query("SELECT * FROM versions" + (" WHERE name=?" if name else "") + " ORDER BY name, version DESC",
@@ -238,6 +256,7 @@ def table(self: Registry, name: str | None = None):
 @patch
 def history(self: Registry, name: str):
     "Every stage change of `name`, oldest first."
+    check_name(name)
     import pandas as pd
     with self._con() as con: return pd.read_sql_query("SELECT * FROM events WHERE name=? ORDER BY rowid", con, params=(name,))
 
@@ -246,14 +265,14 @@ _REF = re.compile(r'(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)@(?P<sel>[A-Za-z0-9]+)')
 
 def is_reference(ref) -> bool:
     "Whether `ref` is written `NAME@SELECTOR` (and is not an existing path)."
-    return bool(_REF.fullmatch(str(ref))) and not Path(str(ref)).exists()
+    return bool(_REF.fullmatch(str(ref))) and not _exists(str(ref))
 
 @patch
 def get(self: Registry, ref: str) -> dict:
     "The version row that `NAME@production`, `NAME@3`, `NAME@v3` or `NAME@latest` points to."
     m = _REF.fullmatch(str(ref))
     if not m: raise RegistryError(f"{ref}: not a model reference; write NAME@STAGE, NAME@VERSION or NAME@latest")
-    name, sel = m['name'], m['sel']
+    name, sel = check_name(m['name']), m['sel']
     if re.fullmatch(r'v?\d+', sel): return self._row(name, int(sel.lstrip('v')))
     versions = self._versions(name)
     if not versions: raise RegistryError(f"{ref}: no model named {name!r} in registry {self.root} (known: {', '.join(self.names()) or 'none'})")
@@ -281,8 +300,8 @@ def resolve_model(ref, registry=None) -> Path:
     "A model folder from a path (a model folder or a run dir) or a registry reference such as `NAME@production`."
     if is_reference(ref): return Registry(registry).resolve(ref)
     p = Path(ref)
-    if (p/'model'/SIDECAR).exists(): return p/'model'
-    if not p.exists(): raise ConfigError(f"{ref}: no such model folder (or write a registry reference NAME@production, NAME@3)")
+    if _exists(p/'model'/SIDECAR): return p/'model'
+    if not _exists(p): raise ConfigError(f"{ref}: no such model folder (or write a registry reference NAME@production, NAME@3)")
     return p
 
 MODEL_REFERENCES.register('registry', lambda ref: resolve_model(ref))   # `model.pretrained: NAME@production` (the default registry)

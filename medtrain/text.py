@@ -32,6 +32,7 @@ from .metrics import compute_metrics, plot_confusion, plot_history
 from .losses import build_loss, loss_takes
 from .auto import resolve_imbalance
 from .models import SIDECAR, WEIGHTS
+from .sidecar import read_sidecar
 from .callbacks import build_callbacks, build_opt, fit, check_choices
 from .runs import record_run
 from .train import RunDir, new_run_dir, prepare_run_dir, environment_info, training_metrics, balanced_class_weights, RunResult
@@ -380,16 +381,14 @@ def is_text_model(model_dir) -> bool:
 def load_text_model(model_dir, device='cpu') -> TextPredictor:
     "The `TextPredictor` of a text model folder (tokenizer files checked against the sidecar's sha256)."
     folder = Path(model_dir)
-    meta = json.loads((folder/SIDECAR).read_text())
+    meta = read_sidecar(folder)   # checked: classes, ngrams 0…4, tokenizer files listed
     if meta.get('modality') != 'text': raise MedtrainError(f"{folder}: not a text model (modality {meta.get('modality', 'image')!r})")
     if meta.get('kind', 'awd_lstm') != 'awd_lstm': return TEXT_LOADERS.get(meta['kind'])(folder, device)   # e.g. hf (medtrain.text_hf)
     for f, digest in meta.get('files', {}).items():
         if f not in TEXT_FILES or not (folder/f).is_file() or _sha256(folder/f) != digest:
             raise MedtrainError(f"{folder}/{f}: missing or changed since the model was saved")
     codec = TextCodec.load(folder)
-    ngrams = meta.get('ngrams', 0)
-    if not isinstance(ngrams, int) or not 0 <= ngrams <= 4: raise MedtrainError(f"{folder}/{SIDECAR}: ngrams must be 0…4, got {ngrams!r}")
-    model = text_classifier(codec, len(meta['classes']), meta['arch'], ngrams=ngrams)
+    model = text_classifier(codec, len(meta['classes']), meta['arch'], ngrams=meta.get('ngrams') or 0)
     model.load_state_dict(load_file(str(folder/WEIGHTS)))
     return TextPredictor(model.to(device).eval(), codec, meta)
 

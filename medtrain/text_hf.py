@@ -16,6 +16,7 @@ from safetensors.torch import save_file, load_file
 import medtrain
 from .config import Config, ConfigError, MedtrainError, seed_everything, get_device, save_config
 from .models import SIDECAR, WEIGHTS
+from .sidecar import read_sidecar
 from .metrics import compute_metrics, plot_confusion, plot_history
 from .losses import build_loss
 from .callbacks import build_callbacks, build_opt, fit
@@ -110,7 +111,7 @@ def load_hf_model(model_dir, device='cpu') -> HFPredictor:
     "The `HFPredictor` of a `hf:` model folder, offline (the encoder is built from its saved config, then the weights loaded)."
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     folder = Path(model_dir)
-    meta = json.loads((folder/SIDECAR).read_text())
+    meta = read_sidecar(folder)
     with tempfile.TemporaryDirectory() as tmp:
         for f, digest in meta.get('files', {}).items():
             if not f.startswith(HF_PREFIX) or f != Path(f).name or not (folder/f).is_file() or _sha256(folder/f) != digest:
