@@ -23,6 +23,7 @@ from .export import onnx_folder, load_predictor
 from .monitor import DriftMonitor, read_reference
 from .batching import MicroBatcher
 from .feedback import FeedbackStore, feedback_router
+from .images import image_pixels
 
 # %% auto #0
 __all__ = ['TASK_ANSWERS', 'Limits', 'MULTIPROC_ENV', 'MULTIPART_OVERHEAD', 'OPEN_PATHS', 'SERVE_ADAPTERS', 'ADAPTER_MODULES',
@@ -107,13 +108,6 @@ def sniff_type(data: bytes) -> str | None:
     "The image type from the file's magic bytes (None when unknown)."
     return next((t for t, off, magic in _MAGIC if data[off:off + len(magic)] == magic), None)
 
-def _pixels_of(data: bytes, kind: str) -> int | None:
-    if kind == 'dicom':
-        import pydicom
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        return int(ds.get('Rows', 0)) * int(ds.get('Columns', 0)) * int(ds.get('NumberOfFrames', 1) or 1)
-    with Image.open(io.BytesIO(data)) as im: return im.size[0] * im.size[1]
-
 def check_upload(data: bytes, name: str, limits: ServeConfig, size: int = 224) -> str:
     "Raise `UploadError` (with the HTTP status) unless `data` is an allowed, small enough image for a `size` px model; returns its type."
     if not data: raise UploadError(f"{name}: empty file", 400)
@@ -123,7 +117,7 @@ def check_upload(data: bytes, name: str, limits: ServeConfig, size: int = 224) -
     if kind not in limits.allowed_types:
         raise UploadError(f"{name}: {'unrecognised file type' if kind is None else kind + ' images are not accepted'}; "
                           f"send one of {', '.join(limits.allowed_types)}", 415)
-    try: n = _pixels_of(data, kind)
+    try: n = image_pixels(data, name)   # from the headers only; a DICOM's compressed frames by their own headers, not its Rows × Columns
     except Exception: raise UploadError(f"{name}: cannot read the {kind} header; the file is damaged or not really {kind}", 400) from None
     max_pixels = limits.pixels_limit(size)
     if n is not None and n > max_pixels:
@@ -518,7 +512,7 @@ class Serving:
         except Exception as e: problem = f"it failed to load ({type(e).__name__}: {e})"
         if problem:
             tries = retry_at.get(('n', row['version']), 0) + 1
-            retry_at[('n', row['version'])], retry_at[row['version']] = tries, time.monotonic() + min(600, self.limits.reload_interval_s * 2 ** tries)
+            retry_at[('n', row['version'])], retry_at[row['version']] = tries, time.monotonic() + min(600, max(self.limits.reload_interval_s, 5) * 2 ** tries)
             self.reload_error = dict(version=row['version'], reason=problem, attempts=tries)
             print(f"reload: {self.model_ref} → v{row['version']} refused: {problem}; still serving v{old.model['version']}", flush=True)
             return
