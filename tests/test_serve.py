@@ -165,6 +165,7 @@ def test_gradio_demo_in_headless_chromium(server, tmp_path):
             imgs = d.find_elements(By.CSS_SELECTOR, '#gradcam img')
             return text if imgs and any(c in text for c in ('akiec', 'bcc', 'bkl', 'df', 'mel', 'nv', 'vasc')) and '%' in text else False
         text = wait.until(predicted)
+        who = wait.until(lambda d: d.find_element(By.ID, 'answered-by').text or False)   # the demo says which version answered
         time.sleep(0.5)
         driver.save_screenshot(str(shot))
     finally:
@@ -173,7 +174,7 @@ def test_gradio_demo_in_headless_chromium(server, tmp_path):
     (out/'demo_screenshot.png').write_bytes(shot.read_bytes())
     im = np.asarray(Image.open(shot).convert('RGB'))
     assert im.shape[0] > 400 and im.std() > 10, "blank screenshot"
-    assert '%' in text
+    assert '%' in text and who == 'answered by lesions v1 (production)', who
 
 # ---- hardening (issue L): each test below failed on the code before it ----
 
