@@ -65,7 +65,8 @@ def test_text_train_evaluate_registry_serve_predict(tmp_path):
         body = one.json()
         assert set(body['probabilities']) == {'negative', 'positive'} and body['model']['name'] == 'feedback'
         batch = httpx.post(url + '/predict/batch', json={'texts': ['dawa mbaya', 'daktari bora', '']}, headers=h).json()
-        assert batch['n_ok'] == 3 and len(batch['results']) == 3
+        assert batch['n_ok'] == 2 and len(batch['results']) == 3 and batch['results'][2]['status'] == 422   # an empty text: an error entry
+        assert httpx.post(url + '/predict', json={'text': ''}, headers=h).status_code == 422   # not classified
         assert httpx.post(url + '/predict', json={'texts': 'wrong field'}, headers=h).status_code == 422
         assert httpx.get(url + '/metadata', headers=h).json()['modality'] == 'text'
 
