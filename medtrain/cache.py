@@ -21,8 +21,8 @@ from fastai.callback.core import Callback
 from fastai.vision.augment import Resize
 import torch.nn.functional as F
 
-from .config import ConfigError, DataError, progress_iter
-from .data import open_image, detect_n_in, norm_stats, file_stamp, build_dls
+from .config import ConfigError, DataError, progress_iter, MAX_FILE_BYTES
+from .data import open_image, read_bytes, detect_n_in, norm_stats, file_stamp, build_dls
 
 # %% auto #0
 __all__ = ['RESIZE_POLICIES', 'CACHE_FORMAT', 'SMALL_SET', 'decode_resized', 'cache_key', 'default_cache_dir', 'ImageCache',
@@ -32,10 +32,11 @@ __all__ = ['RESIZE_POLICIES', 'CACHE_FORMAT', 'SMALL_SET', 'decode_resized', 'ca
 # %% ../nbs/01b_cache.ipynb #8adcf20e
 RESIZE_POLICIES = ('squish',)
 
-def decode_resized(path, size: int, n_in: int = 3, resize: str = 'squish', dicom=None) -> np.ndarray:
+def decode_resized(path, size: int, n_in: int = 3, resize: str = 'squish', dicom=None, max_file_bytes: int = MAX_FILE_BYTES) -> np.ndarray:
     "`open_image(path, n_in)` squish-resized to `size`×`size`, as an `(H, W, C)` uint8 array; `dicom` = (window, frame) for DICOM files."
     if resize not in RESIZE_POLICIES: raise ConfigError(f"resize: unknown policy {resize!r}; known: {', '.join(RESIZE_POLICIES)}")
-    im = open_image(path, n_in, *(dicom or ()))
+    window, frame = dicom or (None, 0)
+    im = open_image(path, n_in, window, frame, max_file_bytes)
     if im.size != (size, size): im = im.resize((size, size), Image.BILINEAR)
     a = np.asarray(im, dtype=np.uint8)
     return a[..., None] if a.ndim == 2 else a
@@ -72,7 +73,8 @@ class ImageCache:
 
     @classmethod
     def build(cls, paths, size: int, n_in: int = 3, cache_dir=None, mode: str = 'disk', resize: str = 'squish',
-              version: str | None = None, num_workers: int | None = None, progress: bool = True, dicom=None) -> ImageCache:
+              version: str | None = None, num_workers: int | None = None, progress: bool = True, dicom=None,
+              max_file_bytes: int = MAX_FILE_BYTES) -> ImageCache:
         "The cache of `paths` at `size`/`n_in`: reused from `cache_dir` when there, else decoded once (and saved for `mode='disk'`)."
         if mode not in ('disk', 'memory'): raise ConfigError(f"data.cache: unknown mode {mode!r}; use off, memory or disk")
         paths = sorted({str(p) for p in paths})
@@ -81,7 +83,7 @@ class ImageCache:
         workers = num_workers or min(8, os.cpu_count() or 1)
         if mode == 'memory':
             arr = np.empty(shape, np.uint8)
-            _decode_into(arr, paths, size, n_in, resize, workers, progress, dicom)
+            _decode_into(arr, paths, size, n_in, resize, workers, progress, dicom, max_file_bytes)
             return cls(arr, paths)
         key = cache_key(paths, size, n_in, resize, version, dicom)
         cache_dir = default_cache_dir(cache_dir)
@@ -93,7 +95,7 @@ class ImageCache:
         tmp = cache_dir/f".{key}.{os.getpid()}.tmp.npy"
         try:
             arr = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint8, shape=shape)
-            _decode_into(arr, paths, size, n_in, resize, workers, progress, dicom)
+            _decode_into(arr, paths, size, n_in, resize, workers, progress, dicom, max_file_bytes)
             arr.flush(); del arr
             meta = dict(format=CACHE_FORMAT, n=len(paths), size=size, n_in=n_in, resize=resize, version=version,
                         created=time.strftime('%Y-%m-%dT%H:%M:%S'), first_path=paths[0])
@@ -103,9 +105,9 @@ class ImageCache:
             if tmp.exists(): tmp.unlink()
         return cls(np.load(file, mmap_mode='r'), paths, file, key)
 
-def _decode_into(arr, paths, size, n_in, resize, workers, progress, dicom=None):
+def _decode_into(arr, paths, size, n_in, resize, workers, progress, dicom=None, max_file_bytes: int = MAX_FILE_BYTES):
     "Fill `arr[i]` with `decode_resized(paths[i])`, in a thread pool, with a progress bar."
-    def one(i): arr[i] = decode_resized(paths[i], size, n_in, resize, dicom); return i
+    def one(i): arr[i] = decode_resized(paths[i], size, n_in, resize, dicom, max_file_bytes); return i
     chunks = list(chunked(range(len(paths)), 256))
     with ThreadPoolExecutor(workers) as ex:
         for chunk in progress_iter(chunks, display=progress, leave=False): list(ex.map(one, chunk))
@@ -159,7 +161,7 @@ def batch_tfms(n_in: int, augment=None) -> list:
 
 def build_cached_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_in=None, augment=None, device=None,
                      num_workers=0, cache: str = 'disk', cache_dir=None, version=None, progress=True, window=None, frame: int = 0,
-                     oversample: bool = False) -> DataLoaders:
+                     oversample: bool = False, max_file_bytes: int = MAX_FILE_BYTES) -> DataLoaders:
     "Train/valid DataLoaders like `build_dls`, fed from a decode-once `ImageCache` (`cache`: disk or memory)."
     classes = sorted(df.label.unique()) if classes is None else list(classes)
     n_in = detect_n_in(df.path) if n_in is None else n_in
@@ -168,7 +170,7 @@ def build_cached_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_in=No
     unknown = set(tv.label) - set(classes)
     if unknown: raise DataError(f"labels not in the classes: {sorted(unknown)[:5]}")
     dicom = (tuple(window) if window is not None else None, frame) if (window is not None or frame) else None
-    ic = ImageCache.build(tv.path, size, n_in, cache_dir, mode=cache, version=version, progress=progress, dicom=dicom)
+    ic = ImageCache.build(tv.path, size, n_in, cache_dir, mode=cache, version=version, progress=progress, dicom=dicom, max_file_bytes=max_file_bytes)
     y = tv.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
     rows = ic.index(tv.path)
     device = torch.device(device) if device is not None else None
@@ -189,8 +191,8 @@ def build_cached_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_in=No
 # %% ../nbs/01b_cache.ipynb #abda93ce
 class FileBytes:
     "Files `paths` with integer labels `y`: `batch(idxs)` gives decoded uint8 images resized to `size` on `decode_device`."
-    def __init__(self, paths, y, vocab, size: int, n_in: int = 3, decode_device='cpu', split_idx: int = 0):
-        self.paths, self.y = list(map(str, paths)), np.asarray(y, dtype=np.int64)
+    def __init__(self, paths, y, vocab, size: int, n_in: int = 3, decode_device='cpu', split_idx: int = 0, max_file_bytes: int = MAX_FILE_BYTES):
+        self.paths, self.y, self.max_file_bytes = list(map(str, paths)), np.asarray(y, dtype=np.int64), max_file_bytes
         self.vocab, self.size, self.n_in, self.split_idx = CategoryMap(list(vocab), sort=False), size, n_in, split_idx
         self.decode_device = torch.device(decode_device)
         self.img_type = TensorImageBW if n_in == 1 else TensorImage
@@ -203,9 +205,9 @@ class FileBytes:
         for k, i in enumerate(idxs):
             p = self.paths[i]
             if p.lower().endswith(('.jpg', '.jpeg')):
-                with open(p, 'rb') as f: jpegs.append(torch.frombuffer(bytearray(f.read()), dtype=torch.uint8))
+                jpegs.append(torch.frombuffer(bytearray(read_bytes(p, self.max_file_bytes)), dtype=torch.uint8))
                 where.append(k)
-            else: imgs[k] = torch.from_numpy(decode_resized(p, self.size, self.n_in)).permute(2, 0, 1).to(self.decode_device)
+            else: imgs[k] = torch.from_numpy(decode_resized(p, self.size, self.n_in, max_file_bytes=self.max_file_bytes)).permute(2, 0, 1).to(self.decode_device)
         if jpegs:
             mode = ImageReadMode.GRAY if self.n_in == 1 else ImageReadMode.RGB
             try: decoded = decode_jpeg(jpegs, mode=mode, device=self.decode_device)
@@ -220,7 +222,8 @@ class FileBytesDL(TfmdDL):
     def create_batches(self, samps):
         for idxs in chunked(samps, self.bs, self.drop_last): yield self.dataset.batch(list(idxs))
 
-def build_gpu_decode_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_in=None, augment=None, device=None) -> DataLoaders:
+def build_gpu_decode_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_in=None, augment=None, device=None,
+                         max_file_bytes: int = MAX_FILE_BYTES) -> DataLoaders:
     "Train/valid DataLoaders that decode JPEG files on `device` (nvJPEG on CUDA) and augment there."
     classes = sorted(df.label.unique()) if classes is None else list(classes)
     n_in = detect_n_in(df.path) if n_in is None else n_in
@@ -231,7 +234,7 @@ def build_gpu_decode_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_i
     loaders = []
     for split_idx, split in enumerate(('train', 'valid')):
         sel = np.where(tv.split == split)[0]
-        ds = FileBytes(tv.path[sel], y[sel], classes, size, n_in, device, split_idx)
+        ds = FileBytes(tv.path[sel], y[sel], classes, size, n_in, device, split_idx, max_file_bytes)
         loaders.append(FileBytesDL(ds, bs=bs, shuffle=split == 'train', drop_last=split == 'train' and len(sel) > bs,
                                    num_workers=0, device=device, after_batch=batch_tfms(n_in, augment if split == 'train' else None)))
     return DataLoaders(*loaders, device=device)
@@ -273,10 +276,10 @@ def build_input(cfg, df: pd.DataFrame, classes, n_in: int, device, progress: boo
         # a gather is deterministic, so this costs no reproducibility. On a CPU they would only compete with the model.
         workers = t.num_workers or (min(8, os.cpu_count() or 1) if device.type == 'cuda' else 0)
         return build_cached_dls(df, d.size, t.bs, classes, n_in, cfg.augment, device, workers, cache, d.cache_dir,
-                                progress=progress, window=d.dicom_window, frame=d.dicom_frame, oversample=d.imbalance == 'oversample')
+                                progress=progress, window=d.dicom_window, frame=d.dicom_frame, oversample=d.imbalance == 'oversample',
+                                max_file_bytes=d.max_file_bytes)
     if d.gpu_decode:
         if device.type != 'cuda': raise ConfigError("data.gpu_decode: needs a CUDA device (train.device); use data.cache on the CPU")
-        return build_gpu_decode_dls(df, d.size, t.bs, classes, n_in, cfg.augment, device)
+        return build_gpu_decode_dls(df, d.size, t.bs, classes, n_in, cfg.augment, device, d.max_file_bytes)
     return build_dls(df, d.size, t.bs, classes, n_in, cfg.augment, device, t.num_workers, window=d.dicom_window, frame=d.dicom_frame,
-                     oversample=d.imbalance == 'oversample')
-
+                     oversample=d.imbalance == 'oversample', max_file_bytes=d.max_file_bytes)

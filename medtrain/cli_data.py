@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 
-from .config import ConfigError, SyntheticConfig, DataConfig, MAX_PIXELS
+from .config import ConfigError, SyntheticConfig, DataConfig, MAX_PIXELS, MAX_FILE_BYTES
 
 # %% auto #0
 __all__ = ['data_config_for', 'add_data_commands']
@@ -37,8 +37,8 @@ def data_config_for(path, **kw):
 def _scan(args):
     from medtrain.data import load_source
     from medtrain.scan import scan_table, summarize_scan
-    df = load_source(data_config_for(args.path), progress=not args.quiet)
-    rep = scan_table(df, args.max_pixels, args.n_in, progress=not args.quiet)
+    df = load_source(data_config_for(args.path, max_file_bytes=args.max_file_bytes), progress=not args.quiet)
+    rep = scan_table(df, args.max_pixels, args.n_in, progress=not args.quiet, max_file_bytes=args.max_file_bytes)
     print(summarize_scan(rep, df))
     out = args.out or Path('scan_report.csv')
     rep.to_csv(out, index=False)
@@ -100,6 +100,7 @@ def add_data_commands(sub):
     s.add_argument('path', help="folder, CSV/parquet manifest, npz, shard folder or URL")
     s.add_argument('--out', type=Path, help="CSV report of every file (default scan_report.csv)")
     s.add_argument('--max-pixels', type=int, default=MAX_PIXELS, help="decompression-bomb guard")
+    s.add_argument('--max-file-bytes', type=int, default=MAX_FILE_BYTES, help=f"largest file read, in bytes (as data.max_file_bytes; default {MAX_FILE_BYTES:,})")
     s.add_argument('--n-in', type=int, choices=[1, 3], help="check conversion to this many channels")
     s.add_argument('--strict', action='store_true', help="exit with code 3 when any file is bad")
     s.add_argument('--quiet', '-q', action='store_true')

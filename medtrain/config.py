@@ -12,11 +12,11 @@ import numpy as np, yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'MODEL_REFERENCES', 'RECIPES', 'ENV_PREFIX', 'MedtrainError', 'ConfigError', 'DataError', 'Choices',
-           'SyntheticConfig', 'TaskConfig', 'DataConfig', 'ModelConfig', 'EarlyStoppingConfig', 'TrainConfig',
-           'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'ContinualConfig', 'quick_recipe', 'strong_recipe',
-           'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides', 'load_config', 'save_config',
-           'seed_everything', 'get_device', 'progress_iter', 'import_object']
+__all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'MODEL_REFERENCES', 'RECIPES', 'ENV_PREFIX', 'MedtrainError', 'ConfigError',
+           'DataError', 'Choices', 'SyntheticConfig', 'TaskConfig', 'DataConfig', 'ModelConfig', 'EarlyStoppingConfig',
+           'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'ContinualConfig', 'quick_recipe',
+           'strong_recipe', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides',
+           'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter', 'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -60,6 +60,7 @@ class Choices:
 
 # %% ../nbs/00_config.ipynb #6db6b94d
 MAX_PIXELS = 89_478_485   # PIL's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS); the one place this number is written
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: no image file is read past this (a device, a sparse file or a lying server would fill memory)
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
@@ -100,8 +101,9 @@ class DataConfig(_Section):
     seed: int = 42
     synthetic: SyntheticConfig = SyntheticConfig()
     bad_files: Literal['skip', 'fail'] = Field('skip', description="unreadable/corrupt images found by the scan: skip them (report saved) or stop")
-    duplicates: Literal['drop', 'fail'] = Field('drop', description="exact copies of an image in a later split (valid/test): drop the copies (listed in duplicates.csv) or stop")
+    duplicates: Literal['drop', 'fail'] = Field('drop', description="exact copies of an image in a later split (valid/test), and a file listed with different labels (every row of it): drop them (listed in duplicates.csv) or stop")
     max_pixels: int = Field(MAX_PIXELS, ge=1, description="decompression-bomb guard: larger images are reported as bad")
+    max_file_bytes: int = Field(MAX_FILE_BYTES, ge=1, description="largest data file read, in bytes (checked from its size before reading; larger files are reported as bad); only regular files are ever read")
     imbalance: Literal['auto', 'none', 'weighted_loss', 'oversample'] = Field('auto', description="class weights in the loss, or a weighted sampler; auto = weighted_loss when the largest/smallest train class ratio exceeds 3, else none")
     dicom_window: Optional[tuple[float, float]] = Field(None, description="DICOM (center, width); None = the file's own window")
     dicom_frame: int = Field(0, description="frame of multi-frame DICOM files")

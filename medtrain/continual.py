@@ -4,7 +4,7 @@
 
 # %% ../nbs/06c_continual.ipynb #1c45c5fe
 from __future__ import annotations
-import json, shutil
+import io, json, shutil
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +17,7 @@ from fastai.callback.core import Callback
 from safetensors.torch import save_file, load_file
 
 from .config import Config, ConfigError, MedtrainError, Choices, get_device, load_config
-from .images import open_image
+from .images import open_image, read_bytes
 from .data import norm_stats
 from .metrics import predict
 from .models import load_model, read_meta, model_dl, SIDECAR
@@ -48,11 +48,11 @@ def cool_scanner(a: np.ndarray) -> np.ndarray:
 def restyle(src, out, style: str = 'cool_scanner') -> Path:
     "Copy an image dataset (a folder `make_synthetic` wrote, or its manifest) to `out` in another scanner `style`; returns `out/manifest.csv`."
     fn, src, out = STYLES.get(style), Path(src), Path(out)
-    df = pd.read_csv(src/'manifest.csv' if src.is_dir() else src, dtype={'label': str, 'patient_id': str})
+    df = pd.read_csv(io.BytesIO(read_bytes(src/'manifest.csv' if src.is_dir() else src)), dtype={'label': str, 'patient_id': str})
     root = src if src.is_dir() else src.parent
     (out/'images').mkdir(parents=True, exist_ok=True)
     for p in df.path:
-        a = np.asarray(Image.open(root/p).convert('RGB'))
+        a = np.asarray(Image.open(io.BytesIO(read_bytes(root/p))).convert('RGB'))   # a regular file of bounded size, like every data file
         Image.fromarray(fn(a)).save(out/'images'/Path(p).name)
     df.assign(path=['images/' + Path(p).name for p in df.path]).to_csv(out/'manifest.csv', index=False)
     return out/'manifest.csv'

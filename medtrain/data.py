@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #8037cf7c
 from __future__ import annotations
-import functools, hashlib, io, json, os, re, shutil, tarfile, warnings
+import contextlib, functools, hashlib, io, json, os, re, shutil, tarfile, warnings
 from pathlib import Path
 
 import numpy as np, pandas as pd
@@ -13,11 +13,10 @@ from fastcore.all import L, store_attr
 from fastai.data.all import DataBlock, CategoryBlock, ColReader, TfmdDL
 from fastai.vision.all import ImageBlock, PILImage, PILImageBW, Resize, ResizeMethod, Normalize, aug_transforms, imagenet_stats
 
-from .config import DataConfig, AugmentConfig, SyntheticConfig, DataError, ConfigError, Choices, progress_iter
+from .config import DataConfig, AugmentConfig, SyntheticConfig, DataError, ConfigError, Choices, progress_iter, MAX_FILE_BYTES
 from .images import *
-from .images import _absolute, _source_and_head
+from .images import _absolute
 from .synthetic import *   # re-exported: `medtrain.data` is where these names have always been imported from
-
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLIT_DIRS', 'SOURCES', 'task_columns', 'task_labels', 'first_class_task', 'task_strata',
@@ -79,7 +78,9 @@ def register_source(name):
     "Decorator: make a function `(DataConfig, progress) -> DataFrame` available as `data.source: name`."
     return SOURCES.register(name)
 
-def _images_under(folder: Path): return sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+def _images_under(folder: Path):
+    "Every entry with an image suffix that is not a folder: a FIFO or a link to a device named `x.png` is listed, and the scan reports it."
+    return sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_EXTS and not p.is_dir())
 
 def _remote_folder(url: str) -> pd.DataFrame:
     "The folder layouts below, on any fsspec filesystem that can list (s3, gcs, memory, …)."
@@ -112,15 +113,18 @@ def folder_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     if not rows: raise DataError(f"data.path: no images ({', '.join(sorted(IMAGE_EXTS))}) in class folders under {root}")
     return pd.DataFrame(rows)
 
+
 @register_source('csv')
 def csv_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     "A CSV (or .parquet) manifest with `path,label` and optional `patient_id`, `split`; relative paths resolve against its folder."
     f = cfg.path if is_url(cfg.path) else Path(cfg.path)
     as_text = {'label': str, 'patient_id': str, **{c: str for c in task_columns(cfg.tasks or [])}}   # targets parsed by task_labels
-    try: df = (pd.read_parquet if str(f).endswith('.parquet') else pd.read_csv)(f, **({} if str(f).endswith('.parquet') else dict(dtype=as_text)))
+    try:
+        table = io.BytesIO(read_bytes(f, cfg.max_file_bytes))   # a regular file of bounded size, like every data file
+        df = pd.read_parquet(table) if str(f).endswith('.parquet') else pd.read_csv(table, dtype=as_text)
     except Exception as e: raise DataError(f"data.path: cannot read manifest {f}: {e}") from None
     missing = {'path', *(task_columns(cfg.tasks) if cfg.tasks else ['label'])} - set(df.columns)
-    if missing: raise DataError(f"data.path: {f} lacks column(s) {', '.join(sorted(missing))} (has {', '.join(df.columns)})")
+    if missing: raise DataError(f"data.path: {f} lacks column(s) {', '.join(sorted(missing))} ({columns_for_message(df.columns)})")
     if 'split' in df.columns: df['split'] = df.split.map(lambda s: SPLIT_DIRS.get(str(s).lower(), s))
     if 'patient_id' in df.columns: df['patient_id'] = df.patient_id.astype(str)
     return _absolute(df, f.rsplit('/', 1)[0] if is_url(f) else f.parent)
@@ -133,8 +137,16 @@ def npz_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     manifest = out/'manifest.csv'
     if manifest.exists() and json.loads((out/'source.json').read_text()) == dict(size=f.stat().st_size, mtime=f.stat().st_mtime):
         return _absolute(pd.read_csv(manifest, dtype={'label': str}), out)
-    try: z = np.load(f)
-    except Exception as e: raise DataError(f"data.path: cannot read npz {f}: {e}") from None
+    with contextlib.ExitStack() as opened:
+        try: z = np.load(opened.enter_context(open_data_file(f, None)))   # a regular file of any size: read array by array
+        except Exception as e: raise DataError(f"data.path: cannot read npz {f}: {e}") from None
+        rows = _unpack_npz(z, f, out, progress)
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    (out/'source.json').write_text(json.dumps(dict(size=f.stat().st_size, mtime=f.stat().st_mtime)))
+    return _absolute(pd.DataFrame(rows), out)
+
+def _unpack_npz(z, f, out: Path, progress) -> list[dict]:
+    "The images of the npz `z` as PNGs under `out/{train,val,test}/`: their rows."
     splits = [s for s in ('train', 'val', 'test') if f'{s}_images' in z.files]
     if not splits: raise DataError(f"data.path: {f} has none of train_images/val_images/test_images (has {', '.join(z.files)})")
     rows = []
@@ -145,9 +157,7 @@ def npz_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
             rel = f'{s}/{i:06d}.png'
             Image.fromarray(np.asarray(imgs[i]).astype(np.uint8)).save(out/rel)
             rows.append(dict(path=rel, label=str(int(labels[i])), split=SPLIT_DIRS[s]))
-    pd.DataFrame(rows).to_csv(manifest, index=False)
-    (out/'source.json').write_text(json.dumps(dict(size=f.stat().st_size, mtime=f.stat().st_mtime)))
-    return _absolute(pd.DataFrame(rows), out)
+    return rows
 
 @register_source('synthetic')
 def synthetic_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
@@ -159,7 +169,7 @@ def load_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     df = SOURCES.get(cfg.source)(cfg, progress)   # an unknown name: ConfigError naming data.source and the close matches
     if cfg.tasks:
         missing = [c for c in task_columns(cfg.tasks) if c not in df.columns]
-        if missing: raise DataError(f"data.tasks: the {cfg.source} source has no column(s) {', '.join(missing)} (has {', '.join(df.columns)})")
+        if missing: raise DataError(f"data.tasks: the {cfg.source} source has no column(s) {', '.join(missing)} ({columns_for_message(df.columns)})")
         df['label'] = task_labels(df, cfg.tasks)
     df['label'] = [None if is_blank(v) else str(v) for v in df.label]   # an empty cell is no label (not the class 'nan'): the scan reports the row
     return df.reset_index(drop=True)
@@ -224,11 +234,12 @@ def assign_folds(df: pd.DataFrame, k: int = 5, seed: int = 42) -> pd.DataFrame:
 def raw_mode(path) -> str | None:
     "The stored colour mode of an image or DICOM file (PIL names: `L`, `I;16`, `RGB`, …); None if unreadable."
     try:
-        src, head = _source_and_head(path)
-        if is_dicom(head, path):
-            import pydicom
-            return 'L' if int(pydicom.dcmread(src, stop_before_pixels=True).get('SamplesPerPixel', 1)) == 1 else 'RGB'
-        with Image.open(src) as im: return im.mode
+        with open_data_file(path) as f:
+            head = f.read(132); f.seek(0)
+            if is_dicom(head, path):
+                import pydicom
+                return 'L' if int(pydicom.dcmread(f, stop_before_pixels=True).get('SamplesPerPixel', 1)) == 1 else 'RGB'
+            with Image.open(f) as im: return im.mode
     except Exception: return None
 
 def detect_n_in(paths, n_probe: int = 16) -> int:
@@ -241,7 +252,7 @@ def norm_stats(n_in: int):
     return (list(imagenet_stats[0]), list(imagenet_stats[1])) if n_in == 3 else ([0.5] * n_in, [0.25] * n_in)
 
 def image_datablock(classes, size: int, n_in: int = 3, augment: AugmentConfig | None = None, splitter=None, window=None, frame: int = 0,
-                    y_block=None, get_y=None) -> DataBlock:
+                    y_block=None, get_y=None, max_file_bytes: int = MAX_FILE_BYTES) -> DataBlock:
     "DataBlock over the standard table: squish-resize to `size`, normalise, and augment batches when `augment` is on; targets: the `label` class, or `y_block`/`get_y` (several tasks)."
     mean, std = norm_stats(n_in)
     batch_tfms = []
@@ -250,18 +261,18 @@ def image_datablock(classes, size: int, n_in: int = 3, augment: AugmentConfig | 
                                      max_zoom=augment.max_zoom, max_lighting=augment.max_lighting)
     batch_tfms.append(Normalize.from_stats(mean, std))
     return DataBlock(blocks=(ImageBlock(PILImageBW if n_in == 1 else PILImage), y_block or CategoryBlock(vocab=list(classes))),
-                     get_x=ImageReader(n_in, window=window, frame=frame), get_y=get_y or ColReader('label'), splitter=splitter,
+                     get_x=ImageReader(n_in, window=window, frame=frame, max_file_bytes=max_file_bytes), get_y=get_y or ColReader('label'), splitter=splitter,
                      item_tfms=Resize(size, method=ResizeMethod.Squish), batch_tfms=batch_tfms)
 
 def build_dls(df: pd.DataFrame, size: int, bs: int, classes=None, n_in=None, augment=None, device=None, num_workers=0, window=None, frame: int = 0,
-              oversample: bool = False):
+              oversample: bool = False, max_file_bytes: int = MAX_FILE_BYTES):
     "Train/valid DataLoaders from a split table (rows with split train/valid); `oversample` draws training images with weights 1/class count."
     classes = sorted(df.label.unique()) if classes is None else classes
     n_in = detect_n_in(df.path) if n_in is None else n_in
     tv = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
     if not (tv.split == 'valid').any(): raise DataError("no validation images: raise data.valid_pct or add a valid split")
     splitter = lambda items: (L(np.where(tv.split == 'train')[0].tolist()), L(np.where(tv.split == 'valid')[0].tolist()))
-    dblock = image_datablock(classes, size, n_in, augment, splitter, window, frame)
+    dblock = image_datablock(classes, size, n_in, augment, splitter, window, frame, max_file_bytes=max_file_bytes)
     if oversample:   # fastai's WeightedDL: each epoch samples len(train) images with replacement, rare classes as often as common ones
         wgts = (1.0 / tv.label.map(tv[tv.split == 'train'].label.value_counts()).fillna(1)).to_numpy()
         return dblock.weighted_dataloaders(tv, wgts, bs=bs, device=device, num_workers=num_workers)
@@ -275,13 +286,14 @@ def test_dl(df: pd.DataFrame, classes, size: int, n_in: int, bs: int = 64, devic
                   after_batch=dblock.batch_tfms, device=device)
 
 # %% ../nbs/01_data.ipynb #3929957e
-def file_sha256(path, chunk=1 << 20) -> str:
-    "SHA-256 of a local file or fsspec URL, read in chunks."
-    import fsspec
-    if is_tar_member(path): return hashlib.sha256(read_bytes(path)).hexdigest()
-    h = hashlib.sha256()
-    with (fsspec.open(path, 'rb') if is_url(path) else open(path, 'rb')) as f:
-        for b in iter(lambda: f.read(chunk), b''): h.update(b)
+def file_sha256(path, chunk=1 << 20, max_file_bytes: int = MAX_FILE_BYTES) -> str:
+    "SHA-256 of a data file (local, fsspec URL, tar member; `open_data_file`), read in chunks, at most `max_file_bytes` of them."
+    h, n = hashlib.sha256(), 0
+    with open_data_file(path, max_file_bytes) as f:
+        for b in iter(lambda: f.read(chunk), b''):
+            n += len(b)
+            if n > max_file_bytes: raise BadFileError.too_large(path, f'more than {max_file_bytes:,}', max_file_bytes)   # it grew since its stat
+            h.update(b)
     return h.hexdigest()
 
 def version_of(shas, labels, splits) -> str:

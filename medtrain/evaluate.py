@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_evaluate.ipynb #99983dad
 from __future__ import annotations
-import html, json, time, base64
+import html, io, json, time, base64
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import medtrain
 from pydantic import ValidationError
 from .config import DataConfig, EvalConfig, ConfigError, DataError, MedtrainError, explain, progress_iter
-from .data import load_source, test_dl, open_image
+from .data import load_source, test_dl, open_image, read_bytes
 from .models import load_model, read_meta, write_meta, set_normalize
 from .data import task_columns
 from .multitask import load_multitask_model, multitask_test_dl, predict_outputs, task_arrays, task_metrics, summary_line, TaskSet
@@ -370,7 +370,7 @@ def read_task_data(test_data, taskset: TaskSet) -> pd.DataFrame:
     p = Path(test_data)
     if not p.exists(): raise DataError(f"--test-data {p}: no such file or folder")
     if p.suffix != '.csv': raise DataError(f"--test-data {p}: a multi-task model is evaluated on a CSV (with its tasks' columns, or a run's test.csv)")
-    cols = set(pd.read_csv(p, nrows=0).columns)
+    cols = set(pd.read_csv(io.BytesIO(read_bytes(p)), nrows=0).columns)   # a regular file of bounded size, like every data file
     configs = [t.to_config() for t in taskset] if all(t.column or t.columns for t in taskset) else None
     if configs and set(task_columns(configs)) <= cols: df = load_source(DataConfig(source='csv', path=p, tasks=configs), progress=False)
     elif 'label' in cols: df = read_test_data(p)

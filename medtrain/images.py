@@ -4,18 +4,19 @@
 
 # %% ../nbs/00a_images.ipynb #af61866d
 from __future__ import annotations
-import functools, io, os, tarfile, warnings
+import contextlib, functools, io, os, re, stat, tarfile, warnings
 from pathlib import Path
 
 import numpy as np, pandas as pd
 from PIL import Image
 from fastcore.all import store_attr
 
-from .config import DataError
+from .config import DataError, MAX_FILE_BYTES
 
 # %% auto #0
-__all__ = ['MAX_INFLATED_BYTES', 'is_url', 'is_tar_member', 'read_bytes', 'file_stamp', 'is_dicom', 'is_blank', 'to_model_mode',
-           'open_image', 'ImageReader', 'dicom_to_pil', 'write_dicom', 'image_pixels']
+__all__ = ['URL_SCHEMES', 'CACHE_SCHEMES', 'MAX_INFLATED_BYTES', 'is_url', 'is_tar_member', 'is_dicom', 'is_blank',
+           'BadFileError', 'check_url_scheme', 'open_data_file', 'read_bytes', 'columns_for_message', 'file_stamp',
+           'to_model_mode', 'open_image', 'ImageReader', 'dicom_to_pil', 'write_dicom', 'image_pixels']
 
 # %% ../nbs/00a_images.ipynb #feabb353
 def is_url(path) -> bool:
@@ -25,40 +26,6 @@ def is_url(path) -> bool:
 def is_tar_member(path) -> bool:
     "True for `SHARD.tar#member` paths: one file inside a webdataset-style tar shard (see `medtrain.shards`)."
     return isinstance(path, str) and '.tar#' in path
-
-@functools.lru_cache(maxsize=256)
-def _tar_index(shard: str) -> dict:
-    "member name → (data offset, size), read once per shard and process: random access without unpacking."
-    with tarfile.open(shard) as tf: return {m.name: (m.offset_data, m.size) for m in tf if m.isfile()}
-
-def read_bytes(path) -> bytes:
-    "The bytes of a local path, fsspec URL, `SHARD.tar#member` or file-like object."
-    if hasattr(path, 'read'): return path.read()
-    if is_tar_member(path):
-        shard, name = path.split('#', 1)
-        if not Path(shard).is_file(): raise FileNotFoundError(shard)
-        if name not in _tar_index(shard): raise FileNotFoundError(f"{name} is not in {shard}")
-        off, n = _tar_index(shard)[name]
-        with open(shard, 'rb') as f: f.seek(off); return f.read(n)
-    if is_url(path):
-        import fsspec
-        with fsspec.open(path, 'rb') as f: return f.read()
-    return Path(str(path).removeprefix('file://')).read_bytes()
-
-def file_stamp(path) -> str:
-    """What identifies the content of `path` now, without reading it: the path, size and modification time (a
-    `SHARD.tar#member`: its shard's; a URL: what fsspec reports, with the ETag when the store gives one). The image
-    cache and the scan cache key on it; `DataError` when the file cannot be seen."""
-    path = str(path)
-    try:
-        if is_url(path):
-            import fsspec
-            fs, p = fsspec.core.url_to_fs(path)
-            info = fs.info(p)
-            return f"{path}\0{info.get('size')}\0{info.get('ETag') or info.get('etag') or info.get('mtime') or info.get('LastModified')}"
-        st = os.stat(path.split('#', 1)[0] if is_tar_member(path) else path.removeprefix('file://'))
-    except OSError as e: raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
-    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
 
 def is_dicom(head: bytes, path=None) -> bool:
     "DICOM Part 10 files carry `DICM` at byte 128; files without the preamble are recognised by their `.dcm` suffix."
@@ -80,6 +47,121 @@ def _absolute(df: pd.DataFrame, root) -> pd.DataFrame:
                         for p in df.path]
     return df
 
+# %% ../nbs/00a_images.ipynb #843fed74
+URL_SCHEMES = ('http', 'https', 's3', 's3a', 'gs', 'gcs', 'az', 'abfs', 'abfss', 'memory')   # fsspec stores a dataset may live on
+CACHE_SCHEMES = ('simplecache', 'filecache', 'blockcache')   # fsspec's caches, chained before a store: `simplecache::s3://…`
+
+class BadFileError(DataError):
+    "A data file medtrain will not read; `problem` says why in the scan's words (not a regular file, too large, unsupported URL scheme)."
+    def __init__(self, path, problem: str, detail: str = ''):
+        self.path, self.problem, self.detail = str(path), problem, detail
+        super().__init__(f"{path}: {problem}" + (f" ({detail})" if detail else ''))
+
+    @classmethod
+    def too_large(cls, path, size, max_file_bytes: int):
+        return cls(path, 'too large', f"{f'{size:,}' if isinstance(size, int) else size} bytes > data.max_file_bytes={max_file_bytes:,}")
+
+def check_url_scheme(url: str):
+    "`BadFileError` unless every protocol of the fsspec URL `url` (`s3://…`, `simplecache::s3://…`) is one medtrain reads."
+    protos = url.split('://', 1)[0].lower().split('::')
+    bad = next((p for p in protos if p not in URL_SCHEMES + CACHE_SCHEMES), None) or (protos[-1] if protos[-1] in CACHE_SCHEMES else None)
+    if bad is not None: raise BadFileError(url, 'unsupported URL scheme', f"{bad}://; medtrain reads {', '.join(URL_SCHEMES)}")
+
+_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+def _check_stat(path, st, max_file_bytes):
+    if not stat.S_ISREG(st.st_mode): raise BadFileError(path, 'not a regular file', next((k for is_kind, k in _KINDS if is_kind(st.st_mode)), 'a special file'))
+    if max_file_bytes is not None and st.st_size > max_file_bytes: raise BadFileError.too_large(path, st.st_size, max_file_bytes)
+
+def _open_local(path: str, max_file_bytes):
+    "The local file `path` opened for reading, once it is known to be a regular file of at most `max_file_bytes` (None: any size)."
+    _check_stat(path, os.stat(path), max_file_bytes)   # stat follows symlinks: it judges what a read would reach
+    f = open(path, 'rb', opener=lambda p, flags: os.open(p, flags | getattr(os, 'O_NONBLOCK', 0)))   # a FIFO swapped in cannot block
+    try:
+        _check_stat(path, os.fstat(f.fileno()), max_file_bytes)   # the file opened is the file checked
+        os.set_blocking(f.fileno(), True)
+    except BaseException: f.close(); raise
+    return f
+
+@functools.lru_cache(maxsize=256)
+def _tar_index(shard: str) -> dict:
+    "member name → (data offset, size), read once per shard and process: random access without unpacking."
+    with _open_local(shard, None) as f, tarfile.open(fileobj=f) as tf: return {m.name: (m.offset_data, m.size) for m in tf if m.isfile()}
+
+def _read_capped(f, max_file_bytes) -> bytes:
+    "The rest of `f`, but at most `max_file_bytes + 1` bytes (one more shows it is over), never asking for more memory than it holds."
+    if max_file_bytes is None: return f.read()
+    try: want = os.fstat(f.fileno()).st_size + 1   # a local file: its size (and one byte more, to see it grew)
+    except (AttributeError, OSError, ValueError): want = 1 << 20   # a stream: 1 MiB at a time (`read(n)` allocates n bytes up front)
+    chunks, n = [], 0
+    while n <= max_file_bytes and (b := f.read(min(want, max_file_bytes + 1 - n))):
+        chunks.append(b); n += len(b); want = max(want, 1 << 20)
+    return chunks[0] if len(chunks) == 1 else b''.join(chunks)
+
+def _named(data: bytes, name) -> io.BytesIO:
+    b = io.BytesIO(data); b.name = str(name)   # error messages (PIL, pydicom) name the file
+    return b
+
+@contextlib.contextmanager
+def open_data_file(path, max_file_bytes: int | None = MAX_FILE_BYTES):
+    """A binary file object of the data file `path` (local path, `file://`, fsspec URL, `SHARD.tar#member`, or a file object,
+    read from where it stands), once checked as described above; `max_file_bytes=None` for a container read in parts.
+    `BadFileError` when refused, `FileNotFoundError` when missing."""
+    if hasattr(path, 'read'):
+        data = _read_capped(path, max_file_bytes)
+        if max_file_bytes is not None and len(data) > max_file_bytes: raise BadFileError.too_large(getattr(path, 'name', 'upload'), f'more than {max_file_bytes:,}', max_file_bytes)
+        yield _named(data, getattr(path, 'name', 'upload')); return
+    path = str(path)
+    if is_tar_member(path):
+        shard, name = path.split('#', 1)
+        where = _tar_index(shard).get(name)
+        if where is None: raise FileNotFoundError(f"{name} is not in {shard}")
+        if max_file_bytes is not None and where[1] > max_file_bytes: raise BadFileError.too_large(path, where[1], max_file_bytes)
+        with _open_local(shard, None) as f: f.seek(where[0]); data = f.read(where[1])
+        yield _named(data, path)
+    elif is_url(path):
+        check_url_scheme(path)
+        import fsspec
+        fs, p = fsspec.core.url_to_fs(path)
+        size = fs.size(p)   # what the store reports (None when it does not say)
+        if max_file_bytes is not None and size is not None and size > max_file_bytes: raise BadFileError.too_large(path, size, max_file_bytes)
+        with fs.open(p, 'rb') as f: data = _read_capped(f, max_file_bytes)   # a server that lies about the size stops here
+        if max_file_bytes is not None and len(data) > max_file_bytes: raise BadFileError.too_large(path, f'more than {max_file_bytes:,}', max_file_bytes)
+        yield _named(data, path)
+    else:
+        with _open_local(path.removeprefix('file://'), max_file_bytes) as f: yield f
+
+def read_bytes(path, max_file_bytes: int | None = MAX_FILE_BYTES) -> bytes:
+    "The bytes of a data file (`open_data_file`), at most `max_file_bytes` of them (`BadFileError` 'too large' beyond)."
+    with open_data_file(path, max_file_bytes) as f: data = f.getvalue() if isinstance(f, io.BytesIO) else _read_capped(f, max_file_bytes)
+    if max_file_bytes is not None and len(data) > max_file_bytes:   # a file that grew since its stat
+        raise BadFileError.too_large(getattr(path, 'name', path), f'more than {max_file_bytes:,}', max_file_bytes)
+    return data
+
+def columns_for_message(columns) -> str:
+    """`has a, b, c` for an error message about a table's columns; when the first line is no header of names (a file that
+    is not a table at all, say `/etc/shadow`), that is said instead: an error message never repeats what a file holds."""
+    names = [str(c) for c in columns]
+    if all(re.fullmatch(r'[\w .()/+-]{1,64}', n) for n in names): return f"has {', '.join(names[:30])}" + (' …' if len(names) > 30 else '')
+    return "its first line is not a header of column names"
+
+def file_stamp(path) -> str:
+    """What identifies the content of `path` now, without reading it: the path, size and modification time (a
+    `SHARD.tar#member`: its shard's; a URL: what fsspec reports, with the ETag when the store gives one). The image
+    cache and the scan cache key on it; `DataError` when the file cannot be seen."""
+    path = str(path)
+    try:
+        if is_url(path):
+            check_url_scheme(path)
+            import fsspec
+            fs, p = fsspec.core.url_to_fs(path)
+            info = fs.info(p)
+            return f"{path}\0{info.get('size')}\0{info.get('ETag') or info.get('etag') or info.get('mtime') or info.get('LastModified')}"
+        st = os.stat(path.split('#', 1)[0] if is_tar_member(path) else path.removeprefix('file://'))
+    except (OSError, ValueError, ImportError) as e: raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
+
 # %% ../nbs/00a_images.ipynb #9bca4724
 def _scale_to_uint8(a: np.ndarray) -> np.ndarray:
     a = a.astype(np.float32)
@@ -100,30 +182,24 @@ def to_model_mode(im: Image.Image, n_in: int = 3) -> Image.Image:
     want = 'L' if n_in == 1 else 'RGB'
     return im if im.mode == want else im.convert(want)
 
-def _source_and_head(path):
-    "`(src, head)`: a local path stays a path, anything else (URL, tar member, file object) is read into memory; `head`: the first 132 bytes, for `is_dicom`."
-    if isinstance(path, (str, Path)) and not is_url(path) and not is_tar_member(path):
-        with open(path, 'rb') as f: return path, f.read(132)
-    src = io.BytesIO(read_bytes(path))
-    return src, src.getvalue()[:132]
-
-def open_image(path, n_in: int = 3, window=None, frame: int = 0) -> Image.Image:
-    "Open an image or DICOM file (path, URL or file object) as the model sees it (`L` or `RGB`); `DataError` names the file if it cannot be read."
+def open_image(path, n_in: int = 3, window=None, frame: int = 0, max_file_bytes: int = MAX_FILE_BYTES) -> Image.Image:
+    "Open an image or DICOM file (path, URL or file object; `open_data_file`) as the model sees it (`L` or `RGB`); `DataError` names the file if it cannot be read."
     name = getattr(path, 'name', path)
     try:
-        src, head = _source_and_head(path)
-        if is_dicom(head, name): return to_model_mode(dicom_to_pil(src, window, frame), n_in)
-        with Image.open(src) as im:
-            im.load()
-            return to_model_mode(im, n_in)
+        with open_data_file(path, max_file_bytes) as f:
+            head = f.read(132); f.seek(0)   # DICOM's preamble, then the file from its start
+            if is_dicom(head, name): return to_model_mode(dicom_to_pil(f, window, frame), n_in)
+            with Image.open(f) as im:
+                im.load()
+                return to_model_mode(im, n_in)
     except DataError: raise
     except (OSError, ValueError, SyntaxError, EOFError, KeyError, AttributeError, Image.DecompressionBombError) as e:
         raise DataError(f"{name}: cannot read image ({type(e).__name__}: {e})") from None
 
 class ImageReader:
-    "Picklable `get_x` for a DataBlock: row → `open_image(row.path, n_in, window, frame)`."
-    def __init__(self, n_in: int = 3, col: str = 'path', window=None, frame: int = 0): store_attr()
-    def __call__(self, row): return open_image(row[self.col], self.n_in, self.window, self.frame)
+    "Picklable `get_x` for a DataBlock: row → `open_image(row.path, n_in, window, frame, max_file_bytes)`."
+    def __init__(self, n_in: int = 3, col: str = 'path', window=None, frame: int = 0, max_file_bytes: int = MAX_FILE_BYTES): store_attr()
+    def __call__(self, row): return open_image(row[self.col], self.n_in, self.window, self.frame, self.max_file_bytes)
 
 # %% ../nbs/00a_images.ipynb #4994acd0
 def _check_decoder(ds, name):

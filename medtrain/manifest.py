@@ -9,31 +9,32 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pandas as pd
 
-from .config import DataError, progress_iter
-from .data import file_sha256, is_url, is_tar_member, read_bytes, version_of, IMAGE_EXTS
+from .config import DataError, progress_iter, MAX_FILE_BYTES
+from .data import file_sha256, is_url, is_tar_member, is_blank, version_of, IMAGE_EXTS
+from .images import _tar_index
 
 # %% auto #0
 __all__ = ['MANIFEST_COLS', 'SPLIT_ORDER', 'build_manifest', 'manifest_version', 'write_manifest', 'read_manifest',
-           'verify_manifest', 'check_duplicates', 'drop_cross_split_duplicates']
+           'verify_manifest', 'check_duplicates', 'drop_cross_split_duplicates', 'drop_conflicting_labels']
 
 # %% ../nbs/01d_manifest.ipynb #15417010
 MANIFEST_COLS = ['path', 'sha256', 'size', 'label', 'patient_id', 'split', 'fold']
 
 def _size(p):
-    if is_tar_member(p): return len(read_bytes(p))
+    if is_tar_member(p): return _tar_index(p.split('#', 1)[0])[p.split('#', 1)[1]][1]   # from the shard's index: no read
     if is_url(p):
         import fsspec
         return int(fsspec.core.url_to_fs(p)[0].size(p))
     return os.path.getsize(p)
 
-def build_manifest(df: pd.DataFrame, progress=True, workers: int = 4, fresh_hashes: bool = False) -> pd.DataFrame:
+def build_manifest(df: pd.DataFrame, progress=True, workers: int = 4, fresh_hashes: bool = False, max_file_bytes: int = MAX_FILE_BYTES) -> pd.DataFrame:
     """The manifest of the standard table `df`: one row per file with `sha256` and `size`, hashed in a thread pool.
     `fresh_hashes=True` says `df` carries hashes just computed from the files (`apply_bad_file_policy`): they are used as they are."""
     paths = list(df.path)
     if fresh_hashes and {'sha256', 'size'} <= set(df.columns) and df.sha256.notna().all(): shas, sizes = list(df.sha256), list(df['size'])
     else:
         with ThreadPoolExecutor(workers) as ex:
-            shas = list(progress_iter(ex.map(file_sha256, paths), total=len(paths), display=progress, leave=False))
+            shas = list(progress_iter(ex.map(lambda p: file_sha256(p, max_file_bytes=max_file_bytes), paths), total=len(paths), display=progress, leave=False))
             sizes = list(ex.map(_size, paths))
     m = pd.DataFrame(dict(path=paths, sha256=shas, size=sizes, label=list(df.label.astype(str))))
     for c in ('patient_id', 'split', 'fold'): m[c] = df[c].values if c in df.columns else None
@@ -108,3 +109,20 @@ def drop_cross_split_duplicates(df: pd.DataFrame, policy: str = 'drop') -> tuple
     dropped = df[is_copy].assign(sha256=sha[is_copy], kept_path=sha[is_copy].map(first.path).values,
                                   kept_split=sha[is_copy].map(first.split).values)
     return df[~is_copy].reset_index(drop=True), dropped.reset_index(drop=True)
+
+# %% ../nbs/01d_manifest.ipynb #a786fd7d
+def drop_conflicting_labels(df: pd.DataFrame, policy: str = 'drop') -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(kept rows, dropped rows)`: every row of a file listed more than once with different labels dropped, with
+    `reason='conflicting labels'`; `policy='fail'` raises `DataError` instead. Rows without a path or label are kept (the scan reports them)."""
+    has_both = pd.Series([not is_blank(p) and not is_blank(l) for p, l in zip(df.path, df.label)], index=df.index, dtype=bool)
+    key = df.path.astype(str)
+    n_labels = df[has_both].groupby(key[has_both]).label.nunique()
+    is_conflict = has_both & key.isin(n_labels.index[n_labels > 1])
+    if not is_conflict.any(): return df, df.iloc[:0].assign(reason=[])
+    dropped = df[is_conflict]
+    ex = dropped.path.iloc[0]
+    what = (f"{dropped.path.nunique()} file(s) listed with different labels, e.g. {ex} "
+            f"({', '.join(sorted(map(str, dropped[dropped.path == ex].label.unique())))})")
+    if policy == 'fail': raise DataError(f"{what}; correct the manifest, or set data.duplicates=drop to leave those files out")
+    if is_conflict.all(): raise DataError(f"every row names a file listed with different labels ({what})")
+    return df[~is_conflict].reset_index(drop=True), dropped.assign(reason='conflicting labels').reset_index(drop=True)

@@ -20,7 +20,7 @@ from fastai.learner import Metric
 from fastcore.all import L, patch
 from sklearn.metrics import roc_auc_score, f1_score, precision_recall_curve, mean_absolute_error, mean_squared_error, r2_score
 
-from .config import Choices, ConfigError, DataError, MedtrainError, Config, TaskConfig, import_object, get_device, seed_everything, progress_iter
+from .config import Choices, ConfigError, DataError, MedtrainError, Config, TaskConfig, import_object, get_device, seed_everything, progress_iter, MAX_FILE_BYTES
 from .data import image_datablock, is_blank
 from .losses import LOSSES, build_loss
 from .models import check_arch, load_pretrained, _fixed_input_size, read_meta, set_normalize, WEIGHTS
@@ -354,12 +354,13 @@ class TaskTargets:
     def __call__(self, row): return self.taskset.encode(json.loads(row['label']) if isinstance(row['label'], str) else {})
 
 def multitask_dls(df: pd.DataFrame, taskset: TaskSet, size: int, bs: int, n_in: int, augment=None, device=None, num_workers: int = 0,
-                  window=None, frame: int = 0):
+                  window=None, frame: int = 0, max_file_bytes: int = MAX_FILE_BYTES):
     "Train/valid DataLoaders over the split table whose targets are the encoded task rows."
     tv = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
     if not (tv.split == 'valid').any(): raise DataError("no validation images: raise data.valid_pct or add a valid split")
     splitter = lambda items: (L(np.where(tv.split == 'train')[0].tolist()), L(np.where(tv.split == 'valid')[0].tolist()))
-    dblock = image_datablock([], size, n_in, augment, splitter, window, frame, y_block=TransformBlock(), get_y=TaskTargets(taskset))
+    dblock = image_datablock([], size, n_in, augment, splitter, window, frame, y_block=TransformBlock(), get_y=TaskTargets(taskset),
+                             max_file_bytes=max_file_bytes)
     return dblock.dataloaders(tv, bs=bs, device=device, num_workers=num_workers)
 
 def _train_counts(taskset: TaskSet, df: pd.DataFrame) -> dict:
@@ -381,7 +382,8 @@ def multitask_learner(cfg: Config, split, device=None, path='.', pretrained: boo
     progress = cfg.train.progress if progress is None else progress
     df, d = split.table, cfg.data
     taskset = TaskSet(resolve_tasks(d.tasks, df))
-    dls = multitask_dls(df, taskset, d.size, cfg.train.bs, split.n_in, cfg.augment, device, cfg.train.num_workers, d.dicom_window, d.dicom_frame)
+    dls = multitask_dls(df, taskset, d.size, cfg.train.bs, split.n_in, cfg.augment, device, cfg.train.num_workers, d.dicom_window, d.dicom_frame,
+                        d.max_file_bytes)
     uncertainty = cfg.train.task_weighting == 'uncertainty'
     model = MultiTaskModel(cfg.model.arch, split.n_in, taskset.tasks, d.size, uncertainty)
     if pretrained and cfg.model.pretrained: load_pretrained(model.backbone, cfg.model.pretrained)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import DataConfig
+from .config import DataConfig, MAX_FILE_BYTES
 from .data import SOURCES, load_source, assign_splits, assign_folds, detect_n_in, task_strata
 from .scan import apply_bad_file_policy, split_only_labels, ScanCache
-from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest, drop_cross_split_duplicates
+from .manifest import build_manifest, check_duplicates, manifest_version, write_manifest, drop_cross_split_duplicates, drop_conflicting_labels
 from .cache import default_cache_dir
 import medtrain.shards   # registers the `shards` source
 
@@ -30,7 +30,7 @@ class Split:
     version: str                 # the data version: hash of the sorted (sha256, label, split) rows
     manifest: pd.DataFrame       # one row per image of `table` (same order): sha256, size, label, patient_id, split, fold
     bad: pd.DataFrame = field(default_factory=pd.DataFrame)         # files the scan skipped, with the problem
-    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # exact copies dropped from a later split
+    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # rows dropped: a file listed with different labels, exact copies in a later split
 
     def __repr__(self):
         n = self.table.split.value_counts()
@@ -45,13 +45,13 @@ class Split:
         return replace(self, table=rows.reset_index(drop=True), manifest=m.reset_index(drop=True), version=manifest_version(m))
 
     def write(self, run_dir):
-        "`splits.csv`, `test.csv` and `manifest.csv` (and `duplicates.csv` when copies were dropped) in `run_dir`."
+        "`splits.csv`, `test.csv` and `manifest.csv` (and `duplicates.csv` when rows were dropped, with the `reason`) in `run_dir`."
         rd = Path(run_dir)
         self.table.to_csv(rd/'splits.csv', index=False)
         self.table[self.table.split == 'test'].to_csv(rd/'test.csv', index=False)
         write_manifest(self.manifest, rd/'manifest.csv')
         if len(self.duplicates):
-            self.duplicates[['path', 'label', 'split', 'sha256', 'kept_path', 'kept_split']].to_csv(rd/'duplicates.csv', index=False)
+            self.duplicates.reindex(columns=['path', 'label', 'split', 'sha256', 'kept_path', 'kept_split', 'reason']).to_csv(rd/'duplicates.csv', index=False)
 
 # %% ../nbs/01f_prepare.ipynb #326939c3
 def _say(progress, msg):
@@ -68,8 +68,12 @@ def prepare_data(data: DataConfig, run_dir=None, n_in: int | None = None, progre
     With `run_dir` (and `write`), the reports are written there; `write=False` is a process that only reads (rank > 0)."""
     SOURCES.get(data.source)   # an unknown source fails here, before any file is read
     rd = Path(run_dir) if run_dir is not None and write else None
-    df, bad = apply_bad_file_policy(load_source(data, progress), data.bad_files, rd/'bad_files.csv' if rd else None,
-                                    data.max_pixels, n_in, progress, cache=_scan_cache(data))
+    df, conflicts = drop_conflicting_labels(load_source(data, progress), data.duplicates)   # a file listed with two labels: neither is trusted
+    if len(conflicts) and write:
+        print(f"dropped {len(conflicts)} rows of {conflicts.path.nunique()} file(s) listed with different labels (which label is right is unknown)"
+              + (f": see {rd/'duplicates.csv'}" if rd else '') + " (data.duplicates=fail stops instead)", file=sys.stderr, flush=True)
+    df, bad = apply_bad_file_policy(df, data.bad_files, rd/'bad_files.csv' if rd else None,
+                                    data.max_pixels, n_in, progress, cache=_scan_cache(data), max_file_bytes=data.max_file_bytes)
     if len(bad): _say(progress, f"skipped {len(bad)} bad image(s) ({', '.join(f'{n} {p}' for p, n in bad.problem.value_counts().items())})"
                       + (f": see {rd/'bad_files.csv'}" if rd else ''))
     strata = task_strata(df, data.tasks) if data.tasks else None   # several tasks: stratify on the first classification task
@@ -85,14 +89,16 @@ def prepare_data(data: DataConfig, run_dir=None, n_in: int | None = None, progre
     check_duplicates(manifest)
     table = df   # with the scan's sha256 and size columns, as splits.csv has always had them
     classes = [t.name for t in data.tasks] if data.tasks else sorted(table.label.unique())
-    split = Split(table, classes, n_in or detect_n_in(table.path), manifest_version(manifest), manifest, bad, dups)
+    dups = dups.assign(reason='copy of an image in an earlier split')
+    dropped = pd.concat([conflicts, dups], ignore_index=True) if len(conflicts) else dups
+    split = Split(table, classes, n_in or detect_n_in(table.path), manifest_version(manifest), manifest, bad, dropped)
     if rd: split.write(rd)
     return split
 
-def read_split(run_dir, n_in: int | None = None, tasks=None) -> Split:
+def read_split(run_dir, n_in: int | None = None, tasks=None, max_file_bytes: int = MAX_FILE_BYTES) -> Split:
     "The `Split` a run recorded in `run_dir/splits.csv`, every file hashed again (a file changed since then changes the version); `tasks`: the run's `data.tasks`."
     table = pd.read_csv(Path(run_dir)/'splits.csv', dtype={'label': str, 'patient_id': str})
-    manifest = build_manifest(table, progress=False)
+    manifest = build_manifest(table, progress=False, max_file_bytes=max_file_bytes)
     check_duplicates(manifest)
     return Split(table, [t.name for t in tasks] if tasks else sorted(table.label.unique()), n_in or detect_n_in(table.path), manifest_version(manifest), manifest)
 

@@ -159,10 +159,16 @@ class TrainCheckpoint(Callback):
         os.replace(tmp, self.path.with_suffix('.json'))
 
 def load_checkpoint(path) -> dict:
-    "A checkpoint written by `TrainCheckpoint`, loaded without unpickling arbitrary objects."
+    """A checkpoint written by `TrainCheckpoint`, loaded without unpickling arbitrary objects; `MedtrainError` in one sentence
+    when it is missing or cannot be loaded, naming `best.pth` beside it (the best weights so far) when there is one."""
     path = Path(path)
     if not path.exists(): raise MedtrainError(f"--resume: no checkpoint at {path}; nothing to resume")
-    return torch.load(path, map_location='cpu', weights_only=True)
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:   # a cut file (disk full, a copy stopped half-way), another format: torch says RuntimeError, EOFError, UnpicklingError …
+        best = path.parent/'best.pth'
+        raise MedtrainError(f"--resume: the checkpoint {path} is damaged or truncated ({type(e).__name__}) and cannot continue the run; "
+                            + (f"the best weights so far are intact in {best} (a PyTorch state dict: fastai's `learn.load('best')`)"
+                               if best.is_file() else "start the run over with --overwrite")) from None
 
 # %% ../nbs/04d_resume.ipynb #75fce268
 class ResumableLearner(Learner):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from .config import DataError, MAX_PIXELS, progress_iter
+from .config import DataError, MAX_PIXELS, MAX_FILE_BYTES, progress_iter
 from fastcore.all import chunked
-from .data import file_stamp, read_bytes, is_url, is_dicom, dicom_to_pil, to_model_mode, is_blank
+from .data import file_stamp, read_bytes, BadFileError, is_url, is_dicom, dicom_to_pil, to_model_mode, is_blank
 
 # %% auto #0
 __all__ = ['SUPPORTED_MODES', 'SCAN_FORMAT', 'captured_stderr', 'libjpeg_warnings', 'check_file', 'scan_table',
@@ -62,15 +62,21 @@ SUPPORTED_MODES = {'1', 'L', 'LA', 'La', 'P', 'PA', 'RGB', 'RGBA', 'RGBa', 'RGBX
                    'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'}
 
 _EMPTY_RESULT = dict(path=None, problem=None, detail='', mode=None, width=None, height=None, sha256=None, size=None)
-_MAGIC = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')
+_SIGNATURES = {b'\x89PNG': 'PNG', b'\xff\xd8\xff': 'JPEG', b'GIF8': 'GIF', b'II*\x00': 'TIFF', b'MM\x00*': 'TIFF', b'BM': 'BMP', b'RIFF': 'RIFF/WebP'}
+_QUOTED_BYTES = re.compile(r"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*\"""")
 
-def check_file(path, max_pixels: int = MAX_PIXELS, n_in: int | None = None) -> dict:
+def _without_content(detail) -> str:
+    "A decoder's message for the report, with any bytes it quotes from the file left out: a report names problems, it never copies content."
+    return _QUOTED_BYTES.sub('(bytes left out)', str(detail))[:200]
+
+def check_file(path, max_pixels: int = MAX_PIXELS, n_in: int | None = None, max_file_bytes: int = MAX_FILE_BYTES) -> dict:
     "Open and decode one file; returns `dict(path, problem, detail, mode, width, height)` (`problem` None when fine)."
     out = dict(_EMPTY_RESULT, path=str(path))
-    def bad(problem, detail): out.update(problem=problem, detail=str(detail)[:200]); return out
-    try: data = read_bytes(path)
+    def bad(problem, detail): out.update(problem=problem, detail=_without_content(detail)); return out
+    try: data = read_bytes(path, max_file_bytes)   # a regular file of at most max_file_bytes, or a URL of a known scheme
+    except BadFileError as e: return bad(e.problem, e.detail)   # not a regular file, too large, unsupported URL scheme
     except FileNotFoundError: return bad('missing', 'no such file')
-    except (PermissionError, OSError) as e: return bad('unreadable', f'{type(e).__name__}: {e}')
+    except (OSError, ValueError, ImportError) as e: return bad('unreadable', f'{type(e).__name__}: {e}')   # ImportError: an fsspec store's package
     if not data: return bad('zero-byte', 'empty file')
     out.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))   # the bytes are here once: the manifest reuses the hash
     if is_dicom(data[:132], path): return _check_dicom(data, out, bad, max_pixels, n_in)
@@ -78,8 +84,9 @@ def check_file(path, max_pixels: int = MAX_PIXELS, n_in: int | None = None) -> d
         warnings.simplefilter('error', Image.DecompressionBombWarning)
         try: im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            if data.startswith(_MAGIC): return bad('corrupt', f'image signature {data[:4]!r} but an unreadable header')
-            return bad('not an image', f'not an image format PIL knows (starts with {data[:8]!r})')
+            fmt = next((name for magic, name in _SIGNATURES.items() if data.startswith(magic)), None)
+            if fmt: return bad('corrupt', f'{fmt} signature but an unreadable header')
+            return bad('not an image', 'not an image format PIL or pydicom reads')   # what the file holds is not repeated
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e: return bad('too large', e)
         except Exception as e: return bad('corrupt', f'{type(e).__name__}: {e}')
         out.update(mode=im.mode, width=im.width, height=im.height)
@@ -114,18 +121,18 @@ def _check_dicom(data, out, bad, max_pixels, n_in):
 
 # %% ../nbs/01c_scan.ipynb #73e3072e
 def scan_table(df: pd.DataFrame, max_pixels: int = MAX_PIXELS, n_in: int | None = None, progress=True, workers: int = 4,
-               cache=None) -> pd.DataFrame:
+               cache=None, max_file_bytes: int = MAX_FILE_BYTES) -> pd.DataFrame:
     """Check every `df.path`; returns one row per file: `path, label, problem, detail, mode, width, height, sha256, size`.
     `cache`: a `ScanCache` (or its file): verdicts for files unchanged since they were scanned are reused, new ones added."""
     paths = list(df.path)
     if cache is not None and not isinstance(cache, ScanCache): cache = ScanCache(cache)
     rows = [_row_problem(i, p, l) for i, (p, l) in enumerate(zip(paths, df.label))]   # empty cells: reported, never opened nor cached
-    keys = [cache.key(p, max_pixels, n_in) if r is None else None for p, r in zip(paths, rows)] if cache is not None else [None] * len(paths)
+    keys = [cache.key(p, max_pixels, n_in, max_file_bytes) if r is None else None for p, r in zip(paths, rows)] if cache is not None else [None] * len(paths)
     known = cache.get(keys) if cache is not None else {}
     rows = [r if r is not None else dict(known[k], path=str(p)) if k in known else None for p, k, r in zip(paths, keys, rows)]
     todo = [i for i, r in enumerate(rows) if r is None]
     with ThreadPoolExecutor(workers) as ex:
-        done = ex.map(lambda i: check_file(paths[i], max_pixels, n_in), todo)
+        done = ex.map(lambda i: check_file(paths[i], max_pixels, n_in, max_file_bytes), todo)
         for i, r in zip(todo, progress_iter(done, total=len(todo), display=progress, leave=False)): rows[i] = r
     if cache is not None: cache.put((keys[i], rows[i]) for i in todo)
     rep = pd.DataFrame(rows, columns=list(_EMPTY_RESULT))
@@ -156,9 +163,9 @@ def summarize_scan(rep: pd.DataFrame, df: pd.DataFrame | None = None) -> str:
     return '\n'.join(lines)
 
 def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=None, max_pixels: int = MAX_PIXELS,
-                          n_in: int | None = None, progress=True, cache=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          n_in: int | None = None, progress=True, cache=None, max_file_bytes: int = MAX_FILE_BYTES) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Scan `df` (reusing `cache`'s verdicts); save the report of bad files at `report_path`; return `(good rows, bad rows)` or raise `DataError` (`policy='fail'`)."
-    rep = scan_table(df, max_pixels, n_in, progress, cache=cache)
+    rep = scan_table(df, max_pixels, n_in, progress, cache=cache, max_file_bytes=max_file_bytes)
     bad = rep[rep.problem.notna()]
     if report_path is not None and len(bad): bad.to_csv(report_path, index=False)
     if len(bad) and policy == 'fail':
@@ -171,7 +178,7 @@ def apply_bad_file_policy(df: pd.DataFrame, policy: str = 'skip', report_path=No
     return good, bad
 
 # %% ../nbs/01c_scan.ipynb #c4a1d9e1
-SCAN_FORMAT = 2   # bump when `check_file` changes its verdicts: older entries are then ignored (2: libjpeg's corrupt-data warnings)
+SCAN_FORMAT = 3   # bump when `check_file` changes its verdicts: older entries are then ignored (2: libjpeg's corrupt-data warnings; 3: regular files only, no content in details)
 
 class ScanCache:
     """`check_file` verdicts in SQLite, keyed by each file's path, size and modification time and the scan's settings.
@@ -189,11 +196,11 @@ class ScanCache:
         self._db = None
     def __repr__(self): return f"ScanCache({self.file}, {len(self)} verdicts)"
     def __len__(self): return 0 if self._db is None else self._db.execute('select count(*) from verdicts').fetchone()[0]
-    def key(self, path, max_pixels: int, n_in) -> str | None:
+    def key(self, path, max_pixels: int, n_in, max_file_bytes: int = MAX_FILE_BYTES) -> str | None:
         "The entry for `path` as it is now (`medtrain.data.file_stamp`); None when the file cannot be seen (it is scanned)."
         try: stamp = file_stamp(path)
         except DataError: return None
-        return hashlib.sha256(f"{SCAN_FORMAT}\0{max_pixels}\0{n_in}\0{stamp}".encode()).hexdigest()
+        return hashlib.sha256(f"{SCAN_FORMAT}\0{max_pixels}\0{n_in}\0{max_file_bytes}\0{stamp}".encode()).hexdigest()
     def get(self, keys) -> dict:
         "`{key: verdict}` for the `keys` it holds."
         out = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import DataConfig, DataError, progress_iter
-from .data import read_bytes, open_image, register_source, is_url
+from .data import read_bytes, open_data_file, open_image, register_source, is_url
 from .images import _tar_index
 
 # %% auto #0
@@ -38,7 +38,7 @@ def shards_source(cfg: DataConfig, progress=True) -> pd.DataFrame:
     "A folder written by `write_shards`: its `index.csv`, with member paths made absolute."
     root = Path(cfg.path)
     if not (root/'index.csv').exists(): raise DataError(f"data.path: {root} has no index.csv; write shards with `medtrain data shard`")
-    df = pd.read_csv(root/'index.csv', dtype={'label': str, 'patient_id': str})
+    df = pd.read_csv(io.BytesIO(read_bytes(root/'index.csv', cfg.max_file_bytes)), dtype={'label': str, 'patient_id': str})
     df['path'] = [str(root.resolve()/p) for p in df.path]
     return df
 
@@ -46,6 +46,9 @@ def iter_shards(urls, n_in: int = 3):
     "Stream `(key, PIL image, label, meta)` from shard files/URLs (a list, a folder, or a brace pattern) in one pass."
     import webdataset as wds
     if isinstance(urls, (str, Path)) and Path(urls).is_dir(): urls = [str(p) for p in sorted(Path(urls).glob('shard-*.tar'))]
+    for u in ([urls] if isinstance(urls, (str, Path)) else urls):   # local shards: regular files only (a FIFO would block the stream)
+        if not is_url(str(u)) and '{' not in str(u):
+            with open_data_file(u, None): pass
     for s in wds.WebDataset(urls if isinstance(urls, (list, str)) else str(urls), shardshuffle=False, empty_check=False):
         ext = next((k for k in s if k not in ('__key__', '__url__', '__local_path__', 'cls', 'json')), None)
         if ext is None: continue
@@ -58,6 +61,4 @@ def shard_members(shard) -> list[str]:
 
 def read_member(shard, name: str) -> bytes:
     "The bytes of member `name` of tar `shard`: one seek and one read through the offset table."
-    where = _tar_index(str(shard)).get(name)
-    if where is None: raise FileNotFoundError(f"{name} is not in {shard}")
-    with open(shard, 'rb') as f: f.seek(where[0]); return f.read(where[1])
+    return read_bytes(f"{shard}#{name}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00b_synthetic.ipynb #2b6b8776
 from __future__ import annotations
-import json, re, shutil
+import hashlib, io, json, re, shutil
 from pathlib import Path
 
 import numpy as np, pandas as pd
@@ -129,26 +129,44 @@ def _add_hairs_and_noise(img, rng, n):
 # %% ../nbs/00b_synthetic.ipynb #54d22c8f
 def _spec(cfg: SyntheticConfig, seed: int) -> dict: return dict(cfg.model_dump(), seed=seed, version=1)
 
-_GENERATED = re.compile(r'synthetic\.json|manifest\.csv|images|images/\d{6}\.png')   # every name make_synthetic writes
+_RECORD = 'generated.sha256'   # what make_synthetic wrote: one `SHA-256  relative/name` line per file (`sha256sum -c` reads it)
+
+def _write(folder: Path, rel: str, data: bytes):
+    "Write `folder/rel` and record it, with the hash of what was written, before anything else is written."
+    (folder/rel).parent.mkdir(parents=True, exist_ok=True)
+    (folder/rel).write_bytes(data)
+    with open(folder/_RECORD, 'a') as f: f.write(f"{hashlib.sha256(data).hexdigest()}  {rel}\n")
+
+def _recorded(folder: Path) -> dict:
+    "`{relative name: SHA-256}` of the files `make_synthetic` recorded writing in `folder` (empty without a record)."
+    f = folder/_RECORD
+    if f.is_symlink() or not f.is_file(): return {}
+    return {name: h for h, _, name in (l.partition('  ') for l in f.read_text().splitlines()) if len(h) == 64 and name}
 
 def _not_generated(folder: Path) -> list[str]:
-    "What in `folder` `make_synthetic` did not write (the user's files): relative names."
-    return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob('*'))
-            if not _GENERATED.fullmatch(p.relative_to(folder).as_posix()) or p.is_symlink() or p.is_dir() != (p.name == 'images')]
+    """What in `folder` `make_synthetic` did not write, judged by its record (the name *and* the content hash, never a
+    name pattern): the user's files, including one named like a generated image or a generated file they changed."""
+    done, out = _recorded(folder), []
+    for p in sorted(folder.rglob('*')):
+        rel = p.relative_to(folder).as_posix()
+        if rel == _RECORD and not p.is_symlink(): continue
+        if p.is_symlink() or (p.is_dir() and rel != 'images') or (not p.is_dir() and not p.is_file()): out.append(rel)
+        elif p.is_file() and done.get(rel) != hashlib.sha256(p.read_bytes()).hexdigest(): out.append(rel)
+    return out
 
 def _check_generated(folder: Path, why: str):
     "`DataError` naming the user's files when `folder` holds anything `make_synthetic` did not write."
     foreign = _not_generated(folder) if folder.is_dir() and not folder.is_symlink() else ['(not a folder)']
     if foreign:
         names = ', '.join(foreign[:3]) + (f' (+{len(foreign) - 3} more)' if len(foreign) > 3 else '')
-        raise DataError(f"data.path: {folder} {why} and would be regenerated, but it also holds files medtrain did not write "
-                        f"({names}); medtrain never deletes those: move them out, or choose another data.path")
+        raise DataError(f"data.path: {folder} {why} and would be regenerated, but it also holds files medtrain did not write, "
+                        f"or changed since ({names}); medtrain never deletes those: move them out, or choose another data.path")
 
 def _remove_generated(folder: Path, why: str):
-    "Delete a folder `make_synthetic` wrote, file by file; refuse (deleting nothing) when it holds anything else."
+    "Delete a folder `make_synthetic` wrote, file by file (the files it recorded, with the hashes it recorded); refuse (deleting nothing) when it holds anything else."
     _check_generated(folder, why)
-    for p in sorted(folder.rglob('*')):
-        if p.is_file(): p.unlink()
+    for rel in _recorded(folder): (folder/rel).unlink(missing_ok=True)
+    (folder/_RECORD).unlink()
     for p in (folder/'images', folder):   # rmdir, not rmtree: a file that appeared meanwhile stops the deletion
         if p.exists(): p.rmdir()
 
@@ -188,14 +206,13 @@ def make_synthetic(path, cfg: SyntheticConfig = SyntheticConfig(), seed: int = 4
         irng = np.random.default_rng([seed, i, 7])
         img = _add_hairs_and_noise(_draw_lesion(cls, lesions[p], irng, cfg.image_size), irng, cfg.image_size)
         rel = f"images/{i:06d}.png"
-        (tmp/'images').mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(tmp/rel, optimize=False)
+        png = io.BytesIO(); Image.fromarray(img).save(png, 'PNG', optimize=False)
+        _write(tmp, rel, png.getvalue())
         paths.append(rel)
     df.insert(0, 'path', paths)
-    df[['path', 'label', 'clean_label', 'patient_id']].to_csv(tmp/'manifest.csv', index=False)
-    (tmp/'synthetic.json').write_text(json.dumps(spec, indent=1))
+    _write(tmp, 'manifest.csv', df[['path', 'label', 'clean_label', 'patient_id']].to_csv(index=False).encode())
+    _write(tmp, 'synthetic.json', json.dumps(spec, indent=1).encode())
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_stale: _remove_generated(path, 'was generated with other settings')
     tmp.rename(path)   # atomic: a crash never leaves a half-written dataset behind that looks complete
     return _absolute(pd.read_csv(manifest), path)
-

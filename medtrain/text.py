@@ -4,7 +4,7 @@
 
 # %% ../nbs/06t_text.ipynb #3b0bc96e
 from __future__ import annotations
-import csv, hashlib, json, math, re, sys, time
+import csv, hashlib, io, json, math, re, sys, time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +27,8 @@ from fastai.text.models.awdlstm import awd_lstm_lm_config, awd_lstm_clas_config
 from safetensors.torch import save_file, load_file
 
 import medtrain
-from .config import Config, ConfigError, load_config, DataError, MedtrainError, Choices, seed_everything, get_device, save_config
+from .config import Config, ConfigError, load_config, DataError, MedtrainError, Choices, seed_everything, get_device, save_config, MAX_FILE_BYTES
+from .images import read_bytes, BadFileError, columns_for_message
 from .metrics import compute_metrics, plot_confusion, plot_history
 from .losses import build_loss, loss_takes
 from .auto import resolve_imbalance
@@ -49,17 +50,24 @@ __all__ = ['SPLIT_NAMES', 'TEXT_NORMALIZERS', 'TEXT_ARCHS', 'TEXT_TRAINERS', 'TE
 # %% ../nbs/06t_text.ipynb #7c92b907
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'dev': 'valid', 'validation': 'valid', 'test': 'test'}
 
-def read_text_table(path, text_column: str = 'text', label_column: str | None = 'label') -> pd.DataFrame:
+def _text_bytes(path: Path, key: str, max_file_bytes: int) -> bytes:
+    "The bytes of a text data file (`medtrain.images.read_bytes`: a regular file of at most `max_file_bytes`); `DataError` naming `key`."
+    try: return read_bytes(path, max_file_bytes)
+    except FileNotFoundError: raise DataError(f"{key} {path}: no such file") from None
+    except BadFileError as e: raise DataError(f"{key} {e}") from None
+    except OSError as e: raise DataError(f"{key} {path}: cannot read it ({type(e).__name__}: {e.strerror or e})") from None
+
+def read_text_table(path, text_column: str = 'text', label_column: str | None = 'label', max_file_bytes: int = MAX_FILE_BYTES) -> pd.DataFrame:
     "A `text`, `label` (and `split` when the file has one) table from a CSV/TSV file; `DataError` naming a missing column."
     path = Path(path)
-    if not path.is_file(): raise DataError(f"data.path {path}: no such file")
+    raw = _text_bytes(path, 'data.path', max_file_bytes)
     is_tsv = path.suffix.lower() in ('.tsv', '.tab')
-    try: df = pd.read_csv(path, sep='\t' if is_tsv else ',', quoting=csv.QUOTE_NONE if is_tsv else csv.QUOTE_MINIMAL,
+    try: df = pd.read_csv(io.BytesIO(raw), sep='\t' if is_tsv else ',', quoting=csv.QUOTE_NONE if is_tsv else csv.QUOTE_MINIMAL,
                           dtype=str, keep_default_na=False, encoding='utf-8')
-    except (UnicodeDecodeError, pd.errors.ParserError) as e: raise DataError(f"data.path {path}: not a readable {'TSV' if is_tsv else 'CSV'} file ({e})") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e: raise DataError(f"data.path {path}: not a readable {'TSV' if is_tsv else 'CSV'} file ({e})") from None
     need = {'data.text_column': text_column, **({'data.label_column': label_column} if label_column else {})}
     for key, col in need.items():
-        if col not in df.columns: raise DataError(f"{key}: {path} has no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+        if col not in df.columns: raise DataError(f"{key}: {path} has no column {col!r} ({columns_for_message(df.columns)})")
     out = pd.DataFrame({'text': df[text_column].astype(str)})
     if label_column: out['label'] = df[label_column].astype(str).str.strip()
     if 'split' in df.columns:
@@ -84,14 +92,13 @@ def split_text_table(df: pd.DataFrame, valid_pct: float = 0.15, test_pct: float 
     split = np.empty(len(df), dtype=object); split[train], split[valid], split[test] = 'train', 'valid', 'test'
     return df.assign(split=split)
 
-def read_unlabelled(paths, text_column: str = 'text') -> list[str]:
+def read_unlabelled(paths, text_column: str = 'text', max_file_bytes: int = MAX_FILE_BYTES) -> list[str]:
     "Raw text for the language model: one text per non-empty line of a .txt file, or the text column of a CSV/TSV."
     texts = []
     for p in paths or []:
         p = Path(p)
-        if not p.is_file(): raise DataError(f"data.unlabelled: {p}: no such file")
-        if p.suffix.lower() in ('.csv', '.tsv', '.tab'): texts += read_text_table(p, text_column, None).text.tolist()
-        else: texts += [l for l in p.read_text(encoding='utf-8', errors='replace').splitlines() if l.strip()]
+        if p.suffix.lower() in ('.csv', '.tsv', '.tab'): texts += read_text_table(p, text_column, None, max_file_bytes).text.tolist()
+        else: texts += [l for l in _text_bytes(p, 'data.unlabelled:', max_file_bytes).decode('utf-8', errors='replace').splitlines() if l.strip()]
     return texts
 
 # %% ../nbs/06t_text.ipynb #a168f5c1
@@ -104,22 +111,22 @@ class TextSplit:
     version: str = ''
     def part(self, name): return self.table[self.table.split == name]
 
-def _files_hash(paths) -> str:
+def _files_hash(paths, max_file_bytes: int = MAX_FILE_BYTES) -> str:
     h = hashlib.sha256()
-    for p in paths: h.update(Path(p).read_bytes())
+    for p in paths: h.update(read_bytes(p, max_file_bytes))
     return h.hexdigest()[:12]
 
 def prepare_text(data) -> TextSplit:
     "The `TextSplit` that `data` (a `DataConfig` with `modality: text`) describes."
     if data.source not in ('csv', 'tsv'): raise ConfigError(f"data.source: text data is read from a csv or tsv file (got {data.source!r})")
-    df = read_text_table(data.path, data.text_column, data.label_column)
-    unlabelled = df.text[df.label == ''].tolist() + read_unlabelled(data.unlabelled, data.text_column)   # rows without a label feed the LM
+    df = read_text_table(data.path, data.text_column, data.label_column, data.max_file_bytes)
+    unlabelled = df.text[df.label == ''].tolist() + read_unlabelled(data.unlabelled, data.text_column, data.max_file_bytes)   # rows without a label feed the LM
     df = split_text_table(df[df.label != ''], data.valid_pct, data.test_pct, data.seed)
     classes = sorted(df[df.split == 'train'].label.unique())
     if len(classes) < 2: raise DataError(f"data.label_column: the training split has {len(classes)} class(es); a classifier needs 2 or more")
     unseen = sorted(set(df.label) - set(classes))
     if unseen: raise DataError(f"data.label_column: labels {unseen[:5]} appear in valid/test but not in train")
-    return TextSplit(df, classes, unlabelled, _files_hash([data.path, *data.unlabelled]))
+    return TextSplit(df, classes, unlabelled, _files_hash([data.path, *data.unlabelled], data.max_file_bytes))
 
 # %% ../nbs/06t_text.ipynb #34d06896
 TEXT_NORMALIZERS = Choices('text normalisation', 'data.text_normalize')

@@ -66,27 +66,41 @@ def _taken(path: Path) -> list[str]:
     "The names in `path` a new run would write over (an empty `plots/`, `model/`, `checkpoints/` is free)."
     return [n for n in RUN_FILES if (path/n).is_symlink() or (path/n).is_file() or ((path/n).is_dir() and any((path/n).iterdir()))]
 
+def _run_status(path: Path) -> str | None:
+    "The `status` in `path/run.json` when that is a medtrain run's record (a plain JSON file with a status), else None."
+    f = path/'run.json'
+    if f.is_symlink() or not f.is_file(): return None
+    try: info = json.loads(f.read_text())
+    except (OSError, ValueError): return None
+    return str(info['status']) if isinstance(info, dict) and 'status' in info else None
+
 def prepare_run_dir(path, overwrite: bool = False):
-    """Make sure a new run may write into `path`: `ConfigError` (exit 2) when it holds another run or files a run would
-    overwrite. `overwrite=True` clears a previous *run* there, removing only `RUN_FILES`, never the user's other files."""
+    """Make sure a new run may write into `path`, before anything is written: a new or empty folder (the empty
+    `plots/`, `model/`, `checkpoints/` of a run dir made for worker processes count as empty), or, with `overwrite=True`,
+    a previous medtrain *run*, of which only `RUN_FILES` are removed (never the user's other files; `run.json` says
+    `cleared` until the new run writes its own). Anything else is refused with `ConfigError` (exit 2): a folder that is
+    not a medtrain run is never written into. Every engine's run dir passes here."""
     path = Path(path)
-    if not path.exists(): return
+    if not path.exists() and not path.is_symlink(): return
     if not path.is_dir(): raise ConfigError(f"--run-dir {path}: is a file, not a folder")
-    taken = _taken(path)
-    if not taken: return
-    is_run = (path/'run.json').is_file()
-    if not is_run:
-        raise ConfigError(f"--run-dir {path}: holds {', '.join(taken)}, which a run would overwrite, and no medtrain run (no run.json); "
+    empty_skeleton = lambda p: p.name in ('plots', 'model', 'checkpoints') and p.is_dir() and not p.is_symlink() and not any(p.iterdir())
+    held = sorted(p.name for p in path.iterdir() if not empty_skeleton(p))
+    if not held: return
+    status = _run_status(path)
+    if status is None:
+        names = ', '.join(held[:3]) + (f' (+{len(held) - 3} more)' if len(held) > 3 else '')
+        raise ConfigError(f"--run-dir {path}: not a medtrain run (no run.json with a status) and not empty (holds {names}); "
                           "choose a new or empty folder")
+    taken = [n for n in _taken(path) if not (n == 'run.json' and status == 'cleared')]
+    if status == 'cleared' and not taken: return   # cleared by --overwrite (e.g. before the worker processes started)
     if not overwrite:
-        try: status = json.loads((path/'run.json').read_text()).get('status', '?')
-        except (OSError, ValueError): status = 'unreadable run.json'
         raise ConfigError(f"--run-dir {path}: already holds a run ({status}); continue it with `medtrain train --resume {path}`, "
                           f"or start it over with --overwrite (removes only the files a run writes), or choose another --run-dir")
     for n in taken:
         p = path/n
         if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         else: p.unlink()
+    (path/'run.json').write_text(json.dumps(dict(status='cleared')))   # still a run dir, free for the new run
 
 def new_run_dir(cfg: Config, run_dir=None) -> RunDir:
     "`run_dir`, or a new `runs_dir/<timestamp>-<arch>[-N]` folder (created atomically: two runs never share one)."
@@ -275,7 +289,7 @@ def _resume_state(run_dir):
 def _run_split(cfg: Config, rd: RunDir, split: Split | None, info: dict | None, progress: bool, main: bool) -> Split:
     "The run's data: read back from its `splits.csv` (resume; the data must not have changed), given, or prepared here."
     if info is not None:
-        split = read_split(rd.path, cfg.model.n_in, cfg.data.tasks)   # every file hashed again: a file changed since the start is caught
+        split = read_split(rd.path, cfg.model.n_in, cfg.data.tasks, cfg.data.max_file_bytes)   # every file hashed again: a file changed since the start is caught
         if split.version != info.get('data_version'):
             raise MedtrainError(f"--resume: the data changed since the run started (version {info.get('data_version')} → {split.version})")
         if info.get('classes'): split.classes = list(info['classes'])   # the head the run built: a continued model's may know classes its data lacks
@@ -359,7 +373,6 @@ def train(cfg: Config, run_dir=None, progress: bool | None = None, resume: bool 
     else: _say(progress, f"validation: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
          f"macro-F1 {metrics['macro_f1']:.3f} ({time.time() - start:.1f}s) → {rd.path}")
     return RunResult(rd, metrics, learn)
-
 
 # %% ../nbs/06_train.ipynb #3a70cd3a
 def lr_range_test(learn, out: Path, progress: bool = True) -> dict:
