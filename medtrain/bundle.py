@@ -80,7 +80,9 @@ def list_inputs(src) -> list:
     if not src.exists(): raise DataError(f"--input {src}: no such file or folder")
     if src.suffix == '.csv':
         import pandas as pd
-        df = pd.read_csv(src)
+        from medtrain.images import read_bytes   # a regular file under the size cap: a CSV that is a FIFO or /dev/zero is refused, not read forever
+        try: df = pd.read_csv(io.BytesIO(read_bytes(src)))
+        except DataError as e: raise DataError(f"--input {src}: {e}") from None
         if 'path' not in df.columns: raise DataError(f"--input {src}: the CSV needs a 'path' column (has {', '.join(df.columns)})")
         return [p if Path(p).is_absolute() else str(src.parent/p) for p in df.path.astype(str)]
     shards = [src] if src.suffix == '.tar' else sorted(src.rglob('*.tar')) if src.is_dir() else []

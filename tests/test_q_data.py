@@ -174,3 +174,13 @@ def test_truncated_checkpoint_on_resume_names_best_weights(tmp_path):
     r = cli_inproc('train', '--resume', run, '--quiet')
     assert r.returncode != 0 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert 'damaged or truncated' in r.stderr and str(run/'checkpoints'/'best.pth') in r.stderr, r.stderr
+
+def test_predict_input_csv_that_is_a_fifo_or_device_is_refused(tmp_path):
+    "`medtrain predict --input x.csv` where x.csv is a FIFO or a link to /dev/zero: one sentence, exit 3, not a read that never ends."
+    import subprocess, sys
+    os.symlink('/dev/zero', tmp_path/'zero.csv'); os.mkfifo(tmp_path/'fifo.csv')
+    code = ("import sys\nfrom medtrain.bundle import list_inputs\nfrom medtrain.config import DataError\n"
+            "try: list_inputs(sys.argv[1])\nexcept DataError as e: print(e); sys.exit(3)\n")
+    for name, what in (('zero.csv', 'character device'), ('fifo.csv', 'FIFO')):
+        r = subprocess.run([sys.executable, '-c', code, str(tmp_path/name)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 3 and 'not a regular file' in r.stdout and what in r.stdout, (r.returncode, r.stdout, r.stderr[-500:])
