@@ -301,7 +301,9 @@ def resolve_model(ref, registry=None) -> Path:
     if is_reference(ref): return Registry(registry).resolve(ref)
     p = Path(ref)
     if _exists(p/'model'/SIDECAR): return p/'model'
-    if not _exists(p): raise ConfigError(f"{ref}: no such model folder (or write a registry reference NAME@production, NAME@3)")
+    if not _exists(p):
+        shown = str(ref) if len(str(ref)) <= 200 else str(ref)[:100] + '…' + str(ref)[-40:]   # a 100 kB argument is not echoed back whole
+        raise ConfigError(f"{shown}: no such model folder (or write a registry reference NAME@production, NAME@3)")
     return p
 
 MODEL_REFERENCES.register('registry', lambda ref: resolve_model(ref))   # `model.pretrained: NAME@production` (the default registry)

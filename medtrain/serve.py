@@ -353,6 +353,7 @@ class ServeAdapter:
     def info(self) -> dict: return dict(classes=self.meta['classes'])
     def request_limit(self, path: str) -> int: return self.limits.max_batch_bytes if path == '/predict/batch' else 2**20
     def check_upload(self, data: bytes) -> str | None: return "this demo takes no file uploads"
+    def before_workers(self, model_dir: Path, backend: str): "What `--workers` processes need made once, before they start (nothing, by default)."
 
 SERVE_ADAPTERS = Choices('served modality', 'model.json modality')
 ADAPTER_MODULES = {'text': 'medtrain.text_serve'}   # modalities whose chapter sits above serving: imported when such a model is served
@@ -394,6 +395,9 @@ class ImageAdapter(ServeAdapter):
         "A demo upload is stored only if it decodes as an accepted image within the limits (a PNG signature on random bytes is not)."
         try: self.decode(data, 'the upload')
         except UploadError as e: return str(e)
+    def before_workers(self, model_dir, backend):
+        "Export a missing `model.onnx` into the cache once, not in every worker at the same time."
+        if backend == 'onnx' and not (Path(model_dir)/ONNX_FILE).exists(): onnx_folder(model_dir, self.limits.onnx_cache_dir, model_hash(model_dir))
 
 # %% ../nbs/11c_serve.ipynb #75db5b04
 class ServedModel:
@@ -772,7 +776,9 @@ def serve(model_ref, host: str = '127.0.0.1', port: int = 8000, backend: str = '
     # uvicorn's own limit_concurrency counts half-open connections and answers /health 503 with them: the guard counts requests instead
     common = dict(host=host, port=port, log_level=log_level, timeout_keep_alive=limits.timeout_keep_alive_s)
     model_dir = resolve_model(model_ref, registry)   # a bad reference fails here, once, before any worker starts
-    modality = adapter_for(read_meta(model_dir)).modality
+    meta = read_meta(model_dir)
+    adapter = adapter_for(meta)(meta, limits)
+    modality = adapter.modality
     demo = demo and modality in DEMO_BUILDERS
     print(f"serving {modality} model {model_ref} on http://{host}:{port}  (" + ', '.join(['docs /docs'] * limits.docs + ['demo /demo'] * demo + ['metrics /metrics'])
           + ('; API key required except on /health, /ready, /ping' if api_key else '; no API key: anyone who reaches this port can use it') + ')'
@@ -781,8 +787,7 @@ def serve(model_ref, host: str = '127.0.0.1', port: int = 8000, backend: str = '
     if limits.workers == 1:
         app = create_app(model_ref, backend, registry, limits, demo=demo, api_key=api_key, threads=_threads_per_worker(limits))
         return uvicorn.Server(uvicorn.Config(app, http=header_timeout_protocol(limits.header_timeout_s, limits.max_connections_per_client), **common)).run()
-    if modality == 'image' and backend == 'onnx' and not (model_dir/ONNX_FILE).exists():   # export once here, not in every worker at the same time
-        onnx_folder(model_dir, limits.onnx_cache_dir, model_hash(model_dir))
+    adapter.before_workers(model_dir, adapter.backend_for(backend))
     own_dir = None
     if not os.environ.get(MULTIPROC_ENV):   # each worker writes its metrics here; /metrics in any worker adds them up
         own_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix='medtrain-prometheus-')

@@ -9,7 +9,7 @@ import numpy as np, pandas as pd
 
 from .config import MedtrainError, DataError
 from .data import open_image
-from .models import load_model, model_dl
+from .models import load_model, model_dl, read_meta
 from .evaluate import predict
 
 # %% auto #0
@@ -80,6 +80,4 @@ def suspects(run_dir, out=None, top: int = 16, bs: int = 64, progress=True) -> p
     return table
 
 def _gray(run_dir):
-    import json
-    f = run_dir/'model'/'model.json'
-    return f.exists() and json.loads(f.read_text()).get('n_in') == 1
+    return (run_dir/'model'/'model.json').exists() and read_meta(run_dir/'model').get('n_in') == 1

@@ -110,3 +110,10 @@ def test_feedback_older_than_the_retention_is_purged(tmp_path):
     pid = store.record('nv', 0.6)
     store.add(pid, 'nv', ['mel', 'nv'])
     assert store.table().id.tolist() == [pid]
+
+def test_a_huge_model_path_is_not_echoed_back_whole():
+    "`--model-path` of 100,000 characters: one short sentence (the start and end of the argument), no OSError."
+    from medtrain.registry import resolve_model
+    from medtrain.config import ConfigError
+    with pytest.raises(ConfigError) as e: resolve_model('x' * 100_000)
+    assert 'no such model folder' in str(e.value) and len(str(e.value)) < 400
