@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'MODEL_REFERENCES', 'RECIPES', 'ENV_PREFIX', 'MedtrainError', 'ConfigError',
            'DataError', 'Choices', 'SyntheticConfig', 'TaskConfig', 'DataConfig', 'ModelConfig', 'EarlyStoppingConfig',
-           'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'ContinualConfig', 'quick_recipe',
-           'strong_recipe', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set', 'env_overrides',
-           'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter', 'import_object']
+           'TrainConfig', 'ProgressiveConfig', 'AugmentConfig', 'TrackingConfig', 'ContinualConfig', 'import_plugins',
+           'quick_recipe', 'strong_recipe', 'Config', 'ServeConfig', 'EvalConfig', 'explain', 'parse_set',
+           'env_overrides', 'load_config', 'save_config', 'seed_everything', 'get_device', 'progress_iter',
+           'import_object']
 
 # %% ../nbs/00_config.ipynb #cd4f6213
 class MedtrainError(Exception):
@@ -256,6 +257,15 @@ class ContinualConfig(_Section):
     margin: float = Field(0.05, ge=0, lt=1, description="retrain: the candidate may be at most this much less accurate on an old test set (lower bound of the paired bootstrap CI)")
 RECIPES = Choices('recipe', 'train.recipe')
 
+def import_plugins(modules):
+    "Import the `plugins:` modules (dotted module names) so that what they register is there before any name is looked up."
+    import importlib
+    if isinstance(modules, str) or not all(isinstance(m, str) for m in modules or ()): return   # the schema names the wrong type
+    for module in modules:
+        if not re.fullmatch(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)*', module): raise ValueError(f"@plugins: {module!r} is not a module name like mylab.medtrain_plugins")
+        try: importlib.import_module(module)
+        except Exception as e: raise ValueError(f"@plugins: cannot import {module!r} ({type(e).__name__}: {e})") from None
+
 @RECIPES.register('quick')
 def quick_recipe(raw: dict) -> dict:
     "The plain defaults: a short schedule, no regularisation beyond augmentation."
@@ -281,6 +291,9 @@ class Config(_Section):
     augment: AugmentConfig = AugmentConfig()
     tracking: TrackingConfig = TrackingConfig()
     continual: ContinualConfig = ContinualConfig()
+    plugins: tuple[str, ...] = Field((), description="modules imported when the config is validated, before any name is looked up: "
+                                     "a team's own sources, losses, schedules, export formats or serving adapters, registered without editing medtrain")
+
 
     @model_validator(mode='after')
     def _check_monitor(self):
@@ -313,6 +326,7 @@ class Config(_Section):
     def _apply_recipe(cls, data):
         "`train.recipe`: the preset's values for every key the config does not set (so they show in the resolved config)."
         if not isinstance(data, dict): return data
+        import_plugins(data.get('plugins', ()))   # first: a recipe (or any name below) may come from a plug-in
         name = _raw(data.get('train')).get('recipe', 'quick')
         if not isinstance(name, str): return data   # the schema names the wrong type
         preset = RECIPES.get(name)({'data': {}, 'train': {}, **{k: _raw(v) for k, v in data.items() if k in ('data', 'train')}})
