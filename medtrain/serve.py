@@ -668,7 +668,9 @@ class DemoFolder:
     def __init__(self, max_age_s: float, max_bytes: int):
         import tempfile
         self.max_age_s, self.max_bytes = max_age_s, max_bytes
-        self.path = Path(tempfile.mkdtemp(prefix='medtrain-demo-', dir=os.environ.get('GRADIO_TEMP_DIR'))).resolve()
+        parent = os.environ.get('GRADIO_TEMP_DIR')
+        if parent: os.makedirs(parent, exist_ok=True)   # as Gradio does: $GRADIO_TEMP_DIR may name a folder not made yet
+        self.path = Path(tempfile.mkdtemp(prefix='medtrain-demo-', dir=parent)).resolve()
     def files(self) -> list[Path]: return [p for p in self.path.rglob('*') if p.is_file() and not p.is_symlink()]
     def size(self) -> int: return sum(p.stat().st_size for p in self.files())
     def quota_problem(self, incoming: int) -> str | None:
