@@ -193,9 +193,10 @@ class RequestGuard:
     counted), body read timeout, requests in flight (health probes exempt), CORS headers only from the outer CORS middleware,
     and the demo's uploads (each file checked by `check_upload(bytes) -> problem`, the upload folder under `demo_quota`)."""
     def __init__(self, app, limit_for, api_key: str | None = None, body_timeout_s: float = 30, on_reject=None,
-                 demo_path: str | None = None, check_upload=None, demo_quota=None, max_in_flight: int | None = None):
+                 demo_path: str | None = None, check_upload=None, demo_quota=None, max_in_flight: int | None = None, decode_limiter=None):
         self.app, self.limit_for, self.api_key, self.body_timeout_s = app, limit_for, api_key, body_timeout_s
         self.on_reject, self.demo_path, self.check_upload = on_reject or (lambda status: None), demo_path, check_upload
+        self.decode_limiter = decode_limiter or (lambda: None)   # the app's decode slots: a demo upload's check decodes like a REST request
         self.demo_quota, self.max_in_flight, self.in_flight = demo_quota, max_in_flight, 0
 
     def authorised(self, headers: dict) -> bool:
@@ -267,7 +268,8 @@ class RequestGuard:
             if msg['type'] != 'http.request': return   # the client left
             if self.demo_quota is not None and (problem := self.demo_quota(len(body))): return await refuse(507, problem)
             import anyio   # a whole decode per file: off the event loop
-            problem = await anyio.to_thread.run_sync(upload_problem, bytes(body), headers.get(b'content-type', b''), self.check_upload)
+            problem = await anyio.to_thread.run_sync(upload_problem, bytes(body), headers.get(b'content-type', b''), self.check_upload,
+                                                     limiter=self.decode_limiter())
             if problem: return await refuse(415, problem)
             replay = [{'type': 'http.request', 'body': bytes(body), 'more_body': False}]
             async def inner_receive(): return replay.pop() if replay else await receive()
@@ -736,7 +738,7 @@ def create_app(model_ref, backend: str = 'onnx', registry=None, limits: ServeCon
     if demo_path: app = mount_demo(app, srv, folder, demo_path)
     app.add_middleware(RequestGuard, limit_for=adapter.request_limit, api_key=api_key, body_timeout_s=limits.body_timeout_s, demo_path=demo_path,
                        check_upload=adapter.check_upload if adapter.body == 'file' else None, demo_quota=folder and folder.quota_problem,
-                       max_in_flight=limits.limit_concurrency,
+                       max_in_flight=limits.limit_concurrency, decode_limiter=lambda: getattr(app.state, 'decodes', None),
                        on_reject=lambda status: srv.metrics.rejected.labels(_REASONS.get(status, str(status))).inc())
     if limits.cors_origins:   # outside the guard: a browser's preflight carries no API key
         from fastapi.middleware.cors import CORSMiddleware
